@@ -1,0 +1,86 @@
+"""Small neural-network builders (in the spirit of CS285's ``build_mlp``)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_utils.device import get_device
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+    "sigmoid": nn.Sigmoid,
+    "selu": nn.SELU,
+    "softplus": nn.Softplus,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "identity": nn.Identity,
+}
+
+Activation = Union[str, nn.Module]
+
+
+@dataclass
+class MLPConfig:
+    """What ``build_mlp`` builds: ``n_layers`` hidden layers of ``size`` units, then an output layer.
+
+    Activations are given by name (a key of ``ACTIVATIONS``) or as an ``nn.Module`` instance.
+    """
+
+    input_size: int
+    output_size: int
+    n_layers: int = 2
+    size: int = 64
+    activation: Activation = "tanh"
+    output_activation: Activation = "identity"
+
+
+def make_activation(activation: Activation) -> nn.Module:
+    """A fresh activation module from a name, or a copy of the module given (so nets share none)."""
+    if isinstance(activation, nn.Module):
+        return copy.deepcopy(activation)
+    if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
+        return ACTIVATIONS[activation.lower()]()
+    raise ValueError(
+        f"unknown activation {activation!r}; expected an nn.Module or one of {sorted(ACTIVATIONS)}"
+    )
+
+
+def build_mlp(config: MLPConfig, device: torch.device | str | None = None) -> nn.Sequential:
+    """Build a multi-layer perceptron ``(..., input_size) -> (..., output_size)`` on ``device``.
+
+    ``device`` defaults to ``get_device()``. Each call builds new modules, so two networks built
+    from one config share no parameters.
+    """
+    for name in ("input_size", "output_size", "size"):
+        value = getattr(config, name)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"MLPConfig.{name} must be a positive int, got {value!r}")
+    if not isinstance(config.n_layers, (int, np.integer)) or config.n_layers < 0:
+        raise ValueError(f"MLPConfig.n_layers must be an int >= 0, got {config.n_layers!r}")
+    layers: list[nn.Module] = []
+    in_size = config.input_size
+    for _ in range(config.n_layers):
+        layers += [nn.Linear(in_size, config.size), make_activation(config.activation)]
+        in_size = config.size
+    layers += [nn.Linear(in_size, config.output_size), make_activation(config.output_activation)]
+    return nn.Sequential(*layers).to(device if device is not None else get_device())
+
+
+def from_numpy(array: np.ndarray | float, device: torch.device | str | None = None) -> torch.Tensor:
+    """A float32 tensor on ``device`` (default ``get_device()``) from a NumPy array or number."""
+    return torch.as_tensor(np.asarray(array), dtype=torch.float32,
+                           device=device if device is not None else get_device())
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of a tensor, detached from the graph and moved to the CPU."""
+    return tensor.detach().cpu().numpy()
