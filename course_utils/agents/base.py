@@ -1,0 +1,50 @@
+"""The two abstractions of the course: a policy chooses actions, an agent learns a policy."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from course_utils.trajectory import Trajectory
+
+
+class Policy(ABC):
+    """A policy ``π: O → P(A)``: given an observation, it returns an action (sampled from π)."""
+
+    @abstractmethod
+    def get_action(self, observation: np.ndarray) -> Any:
+        """An action for one observation of shape ``obs_shape`` (no batch dimension)."""
+
+
+class Agent(ABC):
+    """An agent has a policy and improves it from the trajectories that policy produced."""
+
+    policy: Policy
+
+    @abstractmethod
+    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        """Improve the policy from a batch of trajectories; return metrics to log."""
+
+
+class RandomPolicy(Policy):
+    """Uniformly random actions from an action space; ignores the observation."""
+
+    def __init__(self, action_space: gym.Space, seed: int | None = None) -> None:
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def get_action(self, observation: np.ndarray) -> Any:
+        return self.action_space.sample()
+
+
+class RandomAgent(Agent):
+    """An agent that never learns: the baseline every learning agent must beat."""
+
+    def __init__(self, action_space: gym.Space, seed: int | None = None) -> None:
+        self.policy = RandomPolicy(action_space, seed)
+
+    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
+        return {}

@@ -1,0 +1,422 @@
+"""Log scalar metrics during training, plot them, compare seeds, save them as CSV.
+
+A ``Tracker`` keeps one row per ``log`` call: the step (a training iteration or an
+environment-step count) and the metrics logged at that step::
+
+    tracker = Tracker("PPO CartPole")
+    for iteration in range(100):
+        ...
+        tracker.log(iteration, avg_return=avg_return, loss=loss)
+        tracker.live_plot()             # one figure in the notebook, redrawn in place
+    tracker.finish_live_plot()
+    tracker.plot_all()                  # the final plots
+    tracker.save("ppo_seed0.csv")
+
+``Tracker.plot_mean_std([tracker_seed0, tracker_seed1, ...], "avg_return")`` shows the mean and
+the spread over seeds: a single run says little about an RL algorithm.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import numbers
+import operator
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average: entry ``i`` is the mean of ``values[i - window + 1 : i + 1]``.
+
+    The first ``window - 1`` entries average the values seen so far, so the result has the same
+    length as ``values`` and stays aligned with their steps. Non-finite values (NaN, ±inf) are
+    left out of the averages; a window without any finite value gives NaN.
+    """
+    window = _positive_int("window", window)
+    x = np.asarray(values, dtype=float)
+    finite = np.isfinite(x)
+    # Cumulative sums turn each window's sum into one subtraction: O(n) whatever the window.
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, x, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    end = np.arange(1, len(x) + 1)
+    start = np.maximum(end - window, 0)
+    n_finite = counts[end] - counts[start]
+    means = (sums[end] - sums[start]) / np.maximum(n_finite, 1)
+    return np.where(n_finite > 0, means, np.nan)
+
+
+class Tracker:
+    """Scalar metrics logged during training, with plots, seed aggregation and CSV files.
+
+    ``name`` labels the plots (legend entry, figure title); ``x_label`` names the x axis, that is
+    what the ``step`` of ``log`` counts ("iteration", "environment steps", ...).
+    """
+
+    def __init__(self, name: str = "", x_label: str = "iteration") -> None:
+        self.name = name
+        self.x_label = x_label
+        # One entry per `log` call (what `save` writes), plus per-metric lists for fast access.
+        self._rows: list[tuple[int, dict[str, float]]] = []
+        self._values: dict[str, list[float]] = {}
+        self._steps: dict[str, list[int]] = {}
+        # The notebook output that `live_plot` redraws, and the figure drawn into it.
+        self._live_handle: Any = None
+        self._live_figure: Figure | None = None
+
+    # ----------------------------------------------------------------------------- logging
+
+    def log(self, step: int, **metrics: float) -> None:
+        """Record ``metrics`` (name=value) at ``step``, e.g. ``tracker.log(it, loss=l, ret=r)``.
+
+        Values may be Python numbers, NumPy scalars or one-element tensors; NaN and ±inf are
+        stored as they are. Different calls may log different metrics.
+        """
+        if not metrics:
+            raise ValueError(
+                "log() needs at least one metric besides the step, e.g. tracker.log(step, loss=0.3)"
+            )
+        step = _as_step(step)
+        # Convert everything before storing anything, so a bad value leaves the tracker unchanged.
+        row = {name: _as_float(name, value) for name, value in metrics.items()}
+        self._append(step, row)
+
+    def _append(self, step: int, row: dict[str, float]) -> None:
+        self._rows.append((step, row))
+        for key, value in row.items():
+            self._values.setdefault(key, []).append(value)
+            self._steps.setdefault(key, []).append(step)
+
+    # ----------------------------------------------------------------------------- reading
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Every metric's values in logging order, ``{name: [value, ...]}`` (a copy)."""
+        return {key: list(values) for key, values in self._values.items()}
+
+    @property
+    def keys(self) -> list[str]:
+        """The metric names, in the order they were first logged."""
+        return list(self._values)
+
+    def steps(self, key: str) -> list[int]:
+        """The steps at which ``key`` was logged (one per value in ``history[key]``)."""
+        return list(self._steps[self._check_key(key)])
+
+    def last(self, key: str) -> float:
+        """The most recent value of ``key``."""
+        return self._values[self._check_key(key)][-1]
+
+    def mean_last(self, key: str, n: int) -> float:
+        """The mean of the last ``n`` values of ``key`` (of all of them if fewer were logged)."""
+        n = _positive_int("n", n)
+        return float(np.mean(self._values[self._check_key(key)][-n:]))
+
+    def __len__(self) -> int:
+        """The number of ``log`` calls."""
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"Tracker(name={self.name!r}, rows={len(self)}, keys={self.keys})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies and pickles (checkpoints) keep the history, not the notebook output.
+        state = self.__dict__.copy()
+        state["_live_handle"] = None
+        state["_live_figure"] = None
+        return state
+
+    def _check_key(self, key: str) -> str:
+        if key not in self._values:
+            raise KeyError(
+                f"no metric {key!r} in tracker {self.name!r}; logged metrics: {self.keys}"
+            )
+        return key
+
+    # ----------------------------------------------------------------------------- plots
+
+    def plot(
+        self,
+        key: str,
+        ax: Axes | None = None,
+        smooth: int = 1,
+        label: str | None = None,
+        **plot_kwargs: Any,
+    ) -> Axes:
+        """Plot ``key`` against the step on ``ax`` (a new figure when None) and return the axes.
+
+        ``smooth > 1`` draws the moving average over ``smooth`` values (see ``moving_average``)
+        on top of the raw values, drawn faint. ``label`` defaults to the tracker's name; pass
+        ``label=""`` for no legend entry. Other keyword arguments go to ``Axes.plot`` (colour,
+        line style, ...), so several trackers can share one axes.
+        """
+        steps = self.steps(key)
+        values = self._values[key]
+        smooth = _positive_int("smooth", smooth)
+        if ax is None:
+            _, ax = plt.subplots()
+        label = self.name if label is None else label
+        if len(steps) == 1:
+            plot_kwargs.setdefault("marker", "o")  # a single point draws no line
+        if smooth > 1:
+            (line,) = ax.plot(steps, moving_average(values, smooth), label=label, **plot_kwargs)
+            # The raw values, faint, behind and in the same colour: the noise the average hides.
+            ax.plot(steps, values, color=line.get_color(), alpha=0.25,
+                    zorder=line.get_zorder() - 0.1)
+        else:
+            ax.plot(steps, values, label=label, **plot_kwargs)
+        ax.set_xlabel(self.x_label)
+        ax.set_ylabel(key)
+        if label:
+            ax.legend()
+        return ax
+
+    def plot_all(
+        self, keys: Sequence[str] | None = None, ncols: int = 3, smooth: int = 1
+    ) -> Figure:
+        """One subplot per metric (all of them by default), titled with the tracker's name.
+
+        In a notebook, end the line with ``;`` or assign the figure: a figure that is a cell's
+        last value is shown twice (once as the value, once by the inline backend).
+        """
+        keys = self._keys_to_plot(keys)
+        fig = plt.figure()
+        self._draw_all(fig, keys, ncols, smooth)
+        return fig
+
+    def _keys_to_plot(self, keys: Sequence[str] | str | None) -> list[str]:
+        if keys is None:
+            keys = self.keys
+        elif isinstance(keys, str):
+            keys = [keys]  # plot_all("loss") means plot_all(["loss"])
+        if not keys:
+            raise ValueError("nothing to plot: no metric has been logged yet")
+        return [self._check_key(key) for key in keys]
+
+    def _draw_all(self, fig: Figure, keys: list[str], ncols: int, smooth: int) -> None:
+        ncols = min(_positive_int("ncols", ncols), len(keys))
+        nrows = math.ceil(len(keys) / ncols)
+        fig.set_size_inches(4 * ncols, 3 * nrows)
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, key in zip(axes, keys):
+            self.plot(key, ax=ax, smooth=smooth, label="")  # the title names the run
+        for ax in axes[len(keys):]:
+            ax.set_visible(False)  # the unused cells of the last row
+        if self.name:
+            fig.suptitle(self.name)
+        fig.tight_layout()
+
+    def live_plot(self, keys: Sequence[str] | None = None, smooth: int = 1) -> None:
+        """Show the metrics in a Jupyter notebook, redrawn in place: call it in the training loop.
+
+        The first call displays a figure; later calls redraw that same output, so the notebook
+        shows one figure that refreshes rather than one per call. Call ``finish_live_plot()``
+        before a new training run to start a new figure. Keys not logged yet are skipped (they
+        appear once logged). Outside a Jupyter kernel (a script, a plain terminal, pytest) it
+        does nothing. Drawing takes a fraction of a second: call it every few iterations, not
+        every environment step.
+        """
+        if not _in_jupyter():
+            return
+        from IPython.display import display
+
+        wanted = self.keys if keys is None else ([keys] if isinstance(keys, str) else list(keys))
+        keys = [key for key in wanted if key in self._values]
+        if not keys:
+            return
+        if self._live_figure is None:
+            self._live_figure = plt.figure()
+            self._draw_all(self._live_figure, keys, 3, smooth)
+            self._live_handle = display(self._live_figure, display_id=True)
+            # Without this the inline backend would also draw the figure when the cell ends.
+            plt.close(self._live_figure)
+        else:
+            self._live_figure.clear()
+            self._draw_all(self._live_figure, keys, 3, smooth)
+            self._live_handle.update(self._live_figure)
+
+    def finish_live_plot(self) -> None:
+        """Forget the live figure: the next ``live_plot`` call starts a new one."""
+        self._live_handle = None
+        self._live_figure = None
+
+    # ----------------------------------------------------------------------------- seeds
+
+    @staticmethod
+    def mean_std(
+        trackers: Sequence[Tracker], key: str, smooth: int = 1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(steps, mean, std)`` of ``key`` across runs (one tracker per seed), step by step.
+
+        Only the steps at which every run logged ``key`` are kept, so runs of different lengths
+        are truncated to the shortest. Each run is smoothed (``smooth``) before averaging. ``std``
+        is the population standard deviation (NumPy's default, ``ddof=0``).
+        """
+        steps, runs = Tracker._align(trackers, key, smooth)
+        return steps, runs.mean(axis=0), runs.std(axis=0)
+
+    @staticmethod
+    def plot_mean_std(
+        trackers: Sequence[Tracker],
+        key: str,
+        ax: Axes | None = None,
+        label: str | None = None,
+        color: Any = None,
+        show_runs: bool = False,
+        smooth: int = 1,
+    ) -> Axes:
+        """Plot the mean of ``key`` across runs with a band of ± one standard deviation.
+
+        Runs are aligned on their steps as in ``mean_std`` (runs of different lengths are
+        truncated to the shortest). ``show_runs`` adds each run as a faint line. ``label``
+        defaults to the runs' common name (or ``key``) with the number of runs.
+        """
+        trackers = list(trackers)
+        steps, runs = Tracker._align(trackers, key, smooth)
+        mean, std = runs.mean(axis=0), runs.std(axis=0)
+        if ax is None:
+            _, ax = plt.subplots()
+        if label is None:
+            names = {tracker.name for tracker in trackers}
+            base = names.pop() if len(names) == 1 and "" not in names else key
+            label = f"{base} (mean ± std, {len(trackers)} runs)"
+        (line,) = ax.plot(steps, mean, color=color, label=label)
+        color = line.get_color()  # the band and the runs share the mean's colour
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+        if show_runs:
+            for run in runs:
+                ax.plot(steps, run, color=color, alpha=0.3, linewidth=0.8)
+        ax.set_xlabel(trackers[0].x_label)
+        ax.set_ylabel(key)
+        if label:
+            ax.legend()
+        return ax
+
+    @staticmethod
+    def _align(trackers: Sequence[Tracker], key: str, smooth: int) -> tuple[np.ndarray, np.ndarray]:
+        """The steps common to all runs and a ``(n_runs, n_steps)`` array of their values."""
+        trackers = list(trackers)
+        if not trackers:
+            raise ValueError("trackers is empty: pass one Tracker per run (e.g. per seed)")
+        for tracker in trackers:
+            if not isinstance(tracker, Tracker):
+                raise TypeError(f"trackers must hold Tracker objects, got {type(tracker).__name__}")
+        # step -> value for each run (if a step was logged twice, its last value counts).
+        runs = [
+            dict(zip(t.steps(key), moving_average(t._values[key], smooth))) for t in trackers
+        ]
+        common = sorted(set.intersection(*(set(run) for run in runs)))
+        if not common:
+            raise ValueError(
+                f"the runs share no step at which {key!r} was logged; "
+                "log every run at the same steps"
+            )
+        values = np.array([[run[step] for step in common] for run in runs])
+        return np.array(common), values
+
+    # ----------------------------------------------------------------------------- files
+
+    def save(self, path: str | Path) -> None:
+        """Write the history as CSV: columns ``step`` and every metric, one row per ``log`` call.
+
+        A metric not logged in a row leaves its cell empty. Two comment lines come first,
+        ``# name: "..."`` and ``# x_label: "..."`` (JSON strings), so ``load`` restores them;
+        other programs can skip them (pandas: ``read_csv(path, comment="#")``).
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys = self.keys
+        with path.open("w", newline="", encoding="utf-8") as f:
+            f.write(f"# name: {json.dumps(self.name, ensure_ascii=False)}\n")
+            f.write(f"# x_label: {json.dumps(self.x_label, ensure_ascii=False)}\n")
+            writer = csv.writer(f)
+            writer.writerow(["step", *keys])
+            for step, row in self._rows:
+                # repr() of a float is the shortest text that reads back as exactly that float.
+                writer.writerow([step, *(repr(row[key]) if key in row else "" for key in keys)])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tracker:
+        """Read a CSV written by ``save``; history, steps, name and x_label come back exactly.
+
+        Without the ``# name:`` comment line the name is the file's stem.
+        """
+        path = Path(path)
+        meta = {"name": path.stem, "x_label": "iteration"}
+        with path.open(newline="", encoding="utf-8") as f:
+            lines = f.readlines()
+        n_comments = 0
+        while n_comments < len(lines) and lines[n_comments].startswith("#"):
+            field, _, value = lines[n_comments][1:].partition(":")
+            try:
+                meta[field.strip()] = json.loads(value)
+            except ValueError:
+                meta[field.strip()] = value.strip()  # written by hand, not JSON
+            n_comments += 1
+        reader = csv.reader(lines[n_comments:])
+        header = next(reader, None)
+        if not header or header[0] != "step":
+            raise ValueError(f"{path} is not a Tracker CSV: its first column must be 'step'")
+        tracker = cls(name=str(meta["name"]), x_label=str(meta["x_label"]))
+        for row in reader:
+            if not row:
+                continue  # a blank line
+            metrics = {key: float(cell) for key, cell in zip(header[1:], row[1:]) if cell != ""}
+            tracker._append(int(row[0]), metrics)
+        return tracker
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _as_step(step: Any) -> int:
+    if isinstance(step, torch.Tensor) and step.numel() == 1:
+        step = step.item()
+    try:
+        return operator.index(step)  # ints and NumPy ints; floats are refused
+    except TypeError:
+        raise TypeError(f"step must be an int, got {step!r}") from None
+
+
+def _as_float(name: str, value: Any) -> float:
+    """A metric value as a Python float, or a TypeError that names the metric."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        if size != 1:
+            raise TypeError(
+                f"metric {name!r} must be a single number, "
+                f"got an array of shape {tuple(value.shape)}"
+            )
+        value = value.item()  # for a GPU tensor this waits for the GPU
+    if not isinstance(value, (numbers.Real, np.bool_)):
+        raise TypeError(
+            f"metric {name!r} must be a number (int, float, NumPy scalar or one-element tensor), "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return float(value)
+
+
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (Jupyter, JupyterLab, VS Code, Colab), False elsewhere."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    # Colab's shell subclasses ZMQInteractiveShell, so look along the class hierarchy.
+    return shell is not None and any(
+        cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__
+    )

@@ -1,0 +1,281 @@
+"""Experiences, trajectories and how to sample them from an environment.
+
+A *trajectory* is the sequence of experiences ``(o_t, a_t, r_t)`` of one episode, together with
+how it ended: ``terminated`` (a terminal state was reached: no future reward) or ``truncated``
+(the episode was cut off, e.g. by a time limit: the future was not zero, it was not observed).
+The two must stay apart: value-based methods bootstrap through a truncation but not through a
+termination.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from course_utils.device import get_device
+
+ActionFn = Callable[[np.ndarray], Any]
+
+
+@dataclass(frozen=True)
+class ExperienceData:
+    """One step of interaction: what the agent saw, what it did, what it got, and whether it ended."""
+
+    observation: np.ndarray
+    action: Any
+    reward: float
+    terminated: bool
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One finished episode of length T, stored as arrays.
+
+    Attributes:
+        observations: ``(T, *obs_shape)``, ``o_0 … o_{T-1}``.
+        actions: ``(T, *action_shape)`` (``(T,)`` for discrete actions).
+        rewards: ``(T,)`` float32, ``r_0 … r_{T-1}``.
+        terminated: ``(T,)`` bool; only the last entry can be True.
+        truncated: ``(T,)`` bool; only the last entry can be True.
+        final_observation: ``o_T``, the observation after the last step (``None`` if not given);
+            needed to bootstrap a value at a truncation.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_observation: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def total_reward(self) -> float:
+        """The return of the episode, ``r(τ) = Σ_t r_t``."""
+        return float(self.rewards.sum())
+
+
+class TrajectoryBuilder:
+    """Builds one trajectory step by step and refuses anything that would corrupt it.
+
+    ``add_experience`` records ``terminated`` and ``truncated`` exactly as given, refuses a step
+    after the episode has ended, and refuses an observation whose shape differs from the first.
+    ``trajectory`` can only be read once the episode has ended.
+    """
+
+    def __init__(self) -> None:
+        self._experiences: list[ExperienceData] = []
+        self._final_observation: Optional[np.ndarray] = None
+        self._done = False
+
+    def add_experience(self, observation: np.ndarray, action: Any, reward: float,
+                       terminated: bool, truncated: bool,
+                       next_observation: Optional[np.ndarray] = None) -> bool:
+        """Append one step; return True when the episode has ended (terminated or truncated).
+
+        ``next_observation`` (optional) is the observation that followed this step; the one given
+        with the last step is kept as ``Trajectory.final_observation``.
+        """
+        if self._done:
+            raise RuntimeError(
+                "add_experience: the episode already ended (terminated or truncated); "
+                "start a new TrajectoryBuilder for the next episode"
+            )
+        observation = np.asarray(observation)
+        if self._experiences and observation.shape != self._experiences[0].observation.shape:
+            raise ValueError(
+                f"add_experience: observation has shape {observation.shape}, but this trajectory's "
+                f"observations have shape {self._experiences[0].observation.shape}"
+            )
+        reward = float(reward)
+        if not np.isfinite(reward):
+            raise ValueError(f"add_experience: reward must be finite, got {reward}")
+        self._experiences.append(
+            ExperienceData(observation, action, reward, bool(terminated), bool(truncated))
+        )
+        self._done = bool(terminated) or bool(truncated)
+        if next_observation is not None:
+            self._final_observation = np.asarray(next_observation)
+        return self._done
+
+    @property
+    def done(self) -> bool:
+        """True once an experience with ``terminated`` or ``truncated`` has been added."""
+        return self._done
+
+    def __len__(self) -> int:
+        return len(self._experiences)
+
+    @property
+    def trajectory(self) -> Trajectory:
+        """The finished trajectory; raises if the episode has not ended yet."""
+        if not self._done:
+            raise RuntimeError(
+                f"trajectory: the episode has not ended after {len(self._experiences)} steps; add "
+                "experiences until one has terminated=True or truncated=True"
+            )
+        exps = self._experiences
+        return Trajectory(
+            observations=np.stack([e.observation for e in exps]),
+            actions=np.stack([np.asarray(e.action) for e in exps]),
+            rewards=np.array([e.reward for e in exps], dtype=np.float32),
+            terminated=np.array([e.terminated for e in exps], dtype=bool),
+            truncated=np.array([e.truncated for e in exps], dtype=bool),
+            final_observation=self._final_observation,
+        )
+
+
+def action_function(actor: Any) -> ActionFn:
+    """Turn what acts into a function ``observation -> action``.
+
+    Accepts an agent (anything with ``.policy.get_action``), a policy (anything with
+    ``.get_action``) or a plain callable. ``get_action`` is looked for first: a policy that is an
+    ``nn.Module`` is also callable, but calling it runs its forward pass, not its action choice.
+    """
+    policy = getattr(actor, "policy", None)
+    if policy is not None and hasattr(policy, "get_action"):
+        return policy.get_action
+    if hasattr(actor, "get_action"):
+        return actor.get_action
+    if callable(actor):
+        return actor
+    raise TypeError(
+        f"expected an agent, a policy with get_action(observation) or a callable, got {type(actor)}"
+    )
+
+
+def env_action(action: Any, action_space: gym.Space) -> Any:
+    """What the environment is given: tensors become NumPy, continuous actions are clipped to
+    the box, and a 0-d integer array becomes a Python int."""
+    if isinstance(action, torch.Tensor):
+        action = action.detach().cpu().numpy()
+    if isinstance(action_space, gym.spaces.Box):
+        return np.clip(action, action_space.low, action_space.high)
+    if isinstance(action, np.ndarray) and action.ndim == 0 and action.dtype.kind in "iu":
+        return int(action)
+    return action
+
+
+def sample_trajectory(env: gym.Env, agent: Any, seed: Optional[int] = None,
+                      max_steps: Optional[int] = None) -> Trajectory:
+    """Run one episode with ``agent`` (see ``action_function``) and return its trajectory.
+
+    Args:
+        env: a gymnasium environment; it is reset (with ``seed`` if given).
+        agent: an agent, a policy or a callable ``observation -> action``.
+        seed: seeds the environment's reset; ``None`` continues its random stream.
+        max_steps: cut the episode after this many steps, recorded as a truncation.
+
+    The stored action is the one the policy chose; a continuous action is clipped to the action
+    space only when it is passed to the environment (so log-probabilities stay exact).
+    """
+    act = action_function(agent)
+    builder = TrajectoryBuilder()
+    observation, _ = env.reset(seed=seed)
+    done = False
+    while not done:
+        action = act(observation)
+        next_observation, reward, terminated, truncated, _ = env.step(
+            env_action(action, env.action_space))
+        if max_steps is not None and len(builder) + 1 >= max_steps:
+            truncated = True
+        done = builder.add_experience(observation, action, reward, terminated, truncated,
+                                      next_observation)
+        observation = next_observation
+    return builder.trajectory
+
+
+def sample_trajectories(env: gym.Env, agent: Any, min_timesteps: int,
+                        seed: Optional[int] = None,
+                        max_steps: Optional[int] = None) -> list[Trajectory]:
+    """Sample whole episodes until together they hold at least ``min_timesteps`` steps.
+
+    Sampling by a budget of timesteps (rather than a fixed number of episodes) keeps the batch
+    size, and so the cost and the noise of one update, roughly constant while episodes grow
+    longer as the agent improves. ``seed`` seeds the first reset only; later episodes continue
+    the environment's random stream, so they differ from each other.
+    """
+    if min_timesteps < 1:
+        raise ValueError(f"min_timesteps must be >= 1, got {min_timesteps}")
+    trajectories: list[Trajectory] = []
+    steps = 0
+    while steps < min_timesteps:
+        trajectory = sample_trajectory(env, agent, seed=seed if not trajectories else None,
+                                       max_steps=max_steps)
+        trajectories.append(trajectory)
+        steps += len(trajectory)
+    return trajectories
+
+
+@dataclass
+class Batch:
+    """Trajectories concatenated along time into B = Σ T_i steps, as tensors on one device.
+
+    Attributes:
+        observations: ``(B, *obs_shape)`` float32.
+        actions: ``(B, *action_shape)`` (int64 for discrete actions, float32 otherwise).
+        rewards: ``(B,)``; weights: ``(B,)`` what ``weights_fn`` gave each step.
+        terminated, truncated: ``(B,)`` bool.
+        episode_returns: ``(N,)`` the return of each of the N episodes.
+    """
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    weights: torch.Tensor
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    episode_returns: torch.Tensor
+
+
+WeightsFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def compile_trajectories(trajectories: Sequence[Trajectory],
+                         weights_fn: Optional[WeightsFn] = None,
+                         device: torch.device | str | None = None) -> Batch:
+    """Concatenate trajectories into one ``Batch`` and weight every step.
+
+    Args:
+        trajectories: finished episodes.
+        weights_fn: maps one episode's rewards ``(T,)`` to the weights of its steps ``(T,)``,
+            e.g. ``sum_of_rewards`` or ``reward_to_go``. It is applied per episode because
+            returns must not leak across episode boundaries. ``None`` gives weights equal to
+            the rewards.
+        device: where the tensors go (default ``get_device()``).
+    """
+    if len(trajectories) == 0:
+        raise ValueError("compile_trajectories: trajectories is empty")
+    device = device if device is not None else get_device()
+    rewards = [torch.as_tensor(t.rewards, dtype=torch.float32) for t in trajectories]
+    weights = []
+    for i, r in enumerate(rewards):
+        w = weights_fn(r) if weights_fn is not None else r
+        w = torch.as_tensor(w, dtype=torch.float32)
+        if w.shape != r.shape:
+            raise ValueError(
+                f"compile_trajectories: weights_fn returned shape {tuple(w.shape)} for episode {i} "
+                f"with rewards of shape {tuple(r.shape)}; it must return one weight per step"
+            )
+        weights.append(w)
+    actions = np.concatenate([t.actions for t in trajectories])
+    action_dtype = torch.int64 if np.issubdtype(actions.dtype, np.integer) else torch.float32
+    return Batch(
+        observations=torch.as_tensor(np.concatenate([t.observations for t in trajectories]),
+                                     dtype=torch.float32, device=device),
+        actions=torch.as_tensor(actions, dtype=action_dtype, device=device),
+        rewards=torch.cat(rewards).to(device),
+        weights=torch.cat(weights).to(device),
+        terminated=torch.as_tensor(np.concatenate([t.terminated for t in trajectories]),
+                                   device=device),
+        truncated=torch.as_tensor(np.concatenate([t.truncated for t in trajectories]),
+                                  device=device),
+        episode_returns=torch.tensor([t.total_reward for t in trajectories], device=device),
+    )

@@ -1,0 +1,203 @@
+"""Unit tests of course_utils.render: recording episodes, animations and GIFs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders without a display
+
+import base64  # noqa: E402
+import io  # noqa: E402
+import re  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import gymnasium as gym  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from IPython.display import HTML  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from course_utils.render import animate, record_episode, save_gif, show_episode  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    yield env
+    env.close()
+
+
+def balance(obs) -> int:
+    """Push the cart towards the side the pole falls to: keeps CartPole up for 500 steps."""
+    return int(obs[2] + 0.5 * obs[3] > 0)
+
+
+class CountingPolicy:
+    """A course-style Policy object: get_action(obs) -> int, counting its calls."""
+
+    def __init__(self, action: int = 0):
+        self.action = action
+        self.calls = 0
+
+    def get_action(self, obs: np.ndarray) -> int:
+        assert isinstance(obs, np.ndarray) and obs.shape == (4,)
+        self.calls += 1
+        return self.action
+
+
+def embedded_frames(html: str) -> list[np.ndarray]:
+    """The images embedded in an animation's HTML, decoded."""
+    encoded = re.findall(r'"data:image/(?:png|jpeg);base64,([^"]*)"', html)
+    return [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(data.replace("\\n", "")))))
+        for data in encoded
+    ]
+
+
+# ------------------------------------------------------------------------------- record_episode
+
+
+def test_record_episode_frames_and_return(env):
+    policy = CountingPolicy(action=0)  # always push left: the pole falls within a few steps
+    frames, total = record_episode(env, policy, seed=0)
+    n_steps = policy.calls
+    assert 5 < n_steps < 50
+    assert total == float(n_steps)  # CartPole pays +1 per step
+    assert len(frames) == n_steps + 1  # the first frame, then one per step
+    for frame in frames:
+        assert frame.shape == (400, 600, 3) and frame.dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_every_keeps_first_and_last_frame(env):
+    all_frames, total = record_episode(env, balance, seed=1, max_steps=22)
+    assert total == 22.0 and len(all_frames) == 23
+    frames, total_every = record_episode(env, balance, seed=1, max_steps=22, every=5)
+    assert total_every == total
+    expected = [all_frames[i] for i in (0, 5, 10, 15, 20, 22)]
+    assert len(frames) == len(expected)
+    for got, want in zip(frames, expected):
+        np.testing.assert_array_equal(got, want)
+    frames, _ = record_episode(env, balance, seed=1, max_steps=20, every=5)
+    assert len(frames) == 5  # the last frame (20) is also a 5th one: not added twice
+
+
+def test_callable_and_get_action_policies_agree(env):
+    obj = CountingPolicy(action=1)
+    frames_obj, total_obj = record_episode(env, obj, seed=3)
+    frames_fn, total_fn = record_episode(env, lambda obs: 1, seed=3)
+    frames_tensor, total_tensor = record_episode(env, lambda obs: torch.tensor(1), seed=3)
+    frames_np, total_np = record_episode(env, lambda obs: np.array(1), seed=3)
+    assert total_obj == total_fn == total_tensor == total_np == obj.calls
+    for other in (frames_fn, frames_tensor, frames_np):
+        np.testing.assert_array_equal(frames_obj[-1], other[-1])
+
+
+def test_random_policy_is_reproducible_with_a_seed(env):
+    frames_a, total_a = record_episode(env, seed=7)
+    frames_b, total_b = record_episode(env, None, seed=7)
+    assert total_a == total_b and len(frames_a) == len(frames_b)
+    np.testing.assert_array_equal(frames_a[-1], frames_b[-1])
+
+
+def test_max_steps_stops_the_episode(env):
+    frames, total = record_episode(env, balance, seed=0, max_steps=10)
+    assert total == 10.0 and len(frames) == 11
+
+
+def test_wrong_render_mode_says_how_to_make_the_env():
+    env = gym.make("CartPole-v1")
+    with pytest.raises(ValueError) as info:
+        record_episode(env)
+    message = str(info.value)
+    assert 'gym.make("CartPole-v1", render_mode="rgb_array")' in message
+    assert "render_mode=None" in message
+    env.close()
+
+
+def test_bad_arguments(env):
+    with pytest.raises(TypeError, match="policy"):
+        record_episode(env, policy=42)
+    with pytest.raises(ValueError, match="every"):
+        record_episode(env, every=0)
+    with pytest.raises(ValueError, match="max_steps"):
+        record_episode(env, max_steps=0)
+
+
+# ------------------------------------------------------------------------------- animate
+
+
+def test_animate_shows_every_frame_pixel_for_pixel():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, size=(230, 300, 3), dtype=np.uint8) for _ in range(4)]
+    html = animate(frames, fps=10, title="return <1>")
+    assert isinstance(html, HTML)
+    assert "<script" in html.data
+    assert "return &lt;1&gt;" in html.data  # the title, escaped
+    shown = embedded_frames(html.data)
+    assert len(shown) == 4
+    for got, want in zip(shown, frames):
+        np.testing.assert_array_equal(got[:, :, :3], want)  # no resampling, no margin
+    assert plt.get_fignums() == []  # nothing left for the inline backend to draw
+
+
+def test_animate_scales_frames_down_to_max_width():
+    frames = [np.full((400, 600, 3), value, dtype=np.uint8) for value in (0, 128, 255)]
+    shown = embedded_frames(animate(frames, max_width=150).data)
+    assert [frame.shape[:2] for frame in shown] == [(100, 150)] * 3
+    np.testing.assert_array_equal(shown[1][:, :, :3], 128)
+
+
+def test_animate_errors():
+    with pytest.raises(ValueError, match="frames"):
+        animate([])
+    with pytest.raises(ValueError, match="frames"):
+        animate([np.zeros((10, 10, 3), dtype=np.float32)])
+    with pytest.raises(ValueError, match="fps"):
+        animate([np.zeros((10, 10, 3), dtype=np.uint8)], fps=0)
+
+
+def test_long_cartpole_episode_stays_small(env):
+    frames, total = record_episode(env, balance, seed=0, max_steps=499)
+    assert len(frames) == 500 and total == 499.0
+    html = animate(frames).data
+    size_mb = len(html.encode()) / 1e6
+    assert size_mb < 1.5, f"{size_mb:.2f} MB of HTML for 500 CartPole frames"
+    # All the frames are there: the embed limit did not cut the animation short.
+    assert len(re.findall(r'"data:image/(?:png|jpeg);base64,', html)) == 500
+
+
+def test_show_episode_titles_the_return(env):
+    html = show_episode(env, CountingPolicy(0), seed=0)
+    frames, total = record_episode(env, CountingPolicy(0), seed=0)
+    assert f"CartPole-v1: return {total:.1f}" in html.data
+    assert len(embedded_frames(html.data)) == len(frames)
+
+
+# ------------------------------------------------------------------------------- save_gif
+
+
+def test_save_gif_writes_every_frame(tmp_path):
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 0, 0), (255, 255, 255)]
+    frames = [np.full((50, 100, 3), colour, dtype=np.uint8) for colour in colours]
+    path = save_gif(frames, tmp_path / "out" / "episode.gif", fps=20)
+    assert path == tmp_path / "out" / "episode.gif"
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.size == (100, 50) and gif.n_frames == len(frames)
+        assert gif.info["duration"] == 50 and gif.info["loop"] == 0
+        for i, colour in enumerate(colours):
+            gif.seek(i)
+            assert gif.convert("RGB").getpixel((10, 10)) == colour
+
+
+def test_save_gif_scales_down(tmp_path):
+    frames = [np.full((400, 600, 3), value, dtype=np.uint8) for value in (0, 255)]
+    with Image.open(save_gif(frames, str(tmp_path / "small.gif"), max_width=60)) as gif:
+        assert gif.size == (60, 40) and gif.n_frames == 2
+    with pytest.raises(ValueError, match="frames"):
+        save_gif([], tmp_path / "empty.gif")
