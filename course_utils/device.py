@@ -19,12 +19,14 @@ def get_device() -> torch.device:
     """
     requested = os.environ.get("COURSE_DEVICE", "").strip()
     if requested:
+        message = (f"COURSE_DEVICE={requested!r} is not a device; expected one of "
+                   f"{_VALID_DEVICES} (optionally with an index, such as 'cuda:1')")
         if requested.split(":")[0] not in _VALID_DEVICES:
-            raise ValueError(
-                f"COURSE_DEVICE={requested!r} is not a device; expected one of {_VALID_DEVICES} "
-                "(optionally with an index, such as 'cuda:1')"
-            )
-        return torch.device(requested)
+            raise ValueError(message)
+        try:
+            return torch.device(requested)
+        except RuntimeError:
+            raise ValueError(message) from None
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -40,6 +42,7 @@ def set_seed(seed: int) -> None:
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = int(seed)  # random.seed refuses NumPy integers
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -19,6 +19,9 @@ from course_utils.tracking import Tracker
 from course_utils.trajectory import sample_trajectories, sample_trajectory
 
 
+_LOOP_METRICS = {"return", "return_std", "episode_length", "env_steps"}
+
+
 def train_agent(env: gym.Env, agent: Agent, n_iterations: int, min_timesteps: int,
                 tracker: Optional[Tracker] = None, seed: Optional[int] = None,
                 progress: bool = True, live_plot_every: int = 0,
@@ -54,6 +57,10 @@ def train_agent(env: gym.Env, agent: Agent, n_iterations: int, min_timesteps: in
             trajectories = sample_trajectories(env, agent, min_timesteps, seed=first_seed,
                                                max_steps=max_steps)
             metrics = agent.update(trajectories)
+            clash = sorted(set(metrics) & _LOOP_METRICS)
+            if clash:
+                raise ValueError(f"agent.update returned metrics named {clash}, which the loop logs "
+                                 "itself; rename them in the agent")
             returns = np.array([t.total_reward for t in trajectories])
             env_steps += sum(len(t) for t in trajectories)
             tracker.log(iteration, **{"return": returns.mean(), "return_std": returns.std(),
@@ -78,8 +85,9 @@ def evaluate(env: gym.Env, policy, n_episodes: int = 10, seed: Optional[int] = N
     """Returns of ``n_episodes`` episodes, shape ``(n_episodes,)``.
 
     ``greedy`` acts with ``policy.greedy_action`` (the most likely action) when the policy has
-    one; otherwise ``policy.get_action`` (sampling). Episodes use seeds ``seed, seed+1, …``.
+    one; otherwise ``policy.get_action`` (sampling). An agent may be given for its policy. Episodes use seeds ``seed, seed+1, …``.
     """
+    policy = getattr(policy, "policy", policy)  # an agent: evaluate its policy
     act = policy.greedy_action if greedy and hasattr(policy, "greedy_action") else policy
     seeds = [None if seed is None else seed + i for i in range(n_episodes)]
     return np.array([sample_trajectory(env, act, seed=s).total_reward for s in seeds])

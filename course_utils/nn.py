@@ -62,9 +62,10 @@ def build_mlp(config: MLPConfig, device: torch.device | str | None = None) -> nn
     """
     for name in ("input_size", "output_size", "size"):
         value = getattr(config, name)
-        if not isinstance(value, (int, np.integer)) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"MLPConfig.{name} must be a positive int, got {value!r}")
-    if not isinstance(config.n_layers, (int, np.integer)) or config.n_layers < 0:
+    if (isinstance(config.n_layers, bool) or not isinstance(config.n_layers, (int, np.integer))
+            or config.n_layers < 0):
         raise ValueError(f"MLPConfig.n_layers must be an int >= 0, got {config.n_layers!r}")
     layers: list[nn.Module] = []
     in_size = config.input_size
@@ -83,4 +84,5 @@ def from_numpy(array: np.ndarray | float, device: torch.device | str | None = No
 
 def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A NumPy copy of a tensor, detached from the graph and moved to the CPU."""
-    return tensor.detach().cpu().numpy()
+    # .cpu() returns the same tensor on the CPU, whose memory .numpy() would share: copy.
+    return tensor.detach().cpu().numpy().copy()

@@ -44,7 +44,7 @@ def reward_to_go(rewards: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     if gamma == 1.0:
         return rewards.flip(0).cumsum(0).flip(0)
     returns = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[0])
+    running = torch.zeros(rewards.shape[1:], dtype=rewards.dtype, device=rewards.device)
     for t in range(rewards.shape[0] - 1, -1, -1):
         running = rewards[t] + gamma * running
         returns[t] = running
@@ -86,7 +86,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
     not_terminal, not_done = 1.0 - tensors["terminated"], 1.0 - tensors["done"]
     deltas = r + gamma * not_terminal * v_next - v
     advantages = torch.empty_like(deltas)
-    running = torch.zeros_like(deltas[0])
+    running = torch.zeros(deltas.shape[1:], dtype=deltas.dtype, device=deltas.device)
     for t in range(shape[0] - 1, -1, -1):
         running = deltas[t] + gamma * lam * not_done[t] * running
         advantages[t] = running

@@ -88,7 +88,7 @@ class TrajectoryBuilder:
                 "add_experience: the episode already ended (terminated or truncated); "
                 "start a new TrajectoryBuilder for the next episode"
             )
-        observation = np.asarray(observation)
+        observation = np.array(observation)  # a copy: some environments reuse their buffers
         if self._experiences and observation.shape != self._experiences[0].observation.shape:
             raise ValueError(
                 f"add_experience: observation has shape {observation.shape}, but this trajectory's "
@@ -176,6 +176,8 @@ def sample_trajectory(env: gym.Env, agent: Any, seed: Optional[int] = None,
     The stored action is the one the policy chose; a continuous action is clipped to the action
     space only when it is passed to the environment (so log-probabilities stay exact).
     """
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     act = action_function(agent)
     builder = TrajectoryBuilder()
     observation, _ = env.reset(seed=seed)
@@ -184,8 +186,8 @@ def sample_trajectory(env: gym.Env, agent: Any, seed: Optional[int] = None,
         action = act(observation)
         next_observation, reward, terminated, truncated, _ = env.step(
             env_action(action, env.action_space))
-        if max_steps is not None and len(builder) + 1 >= max_steps:
-            truncated = True
+        if max_steps is not None and len(builder) + 1 >= max_steps and not terminated:
+            truncated = True  # our own time limit; a terminal step stays terminal
         done = builder.add_experience(observation, action, reward, terminated, truncated,
                                       next_observation)
         observation = next_observation

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
@@ -33,7 +34,8 @@ class RandomPolicy(Policy):
     """Uniformly random actions from an action space; ignores the observation."""
 
     def __init__(self, action_space: gym.Space, seed: int | None = None) -> None:
-        self.action_space = action_space
+        # A copy, so that seeding it does not reseed the environment's own action space.
+        self.action_space = copy.deepcopy(action_space)
         self.action_space.seed(seed)
 
     def get_action(self, observation: np.ndarray) -> Any:

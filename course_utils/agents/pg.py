@@ -60,6 +60,8 @@ class PGPolicy(nn.Module, Policy):
                 f"action_space must be Discrete or a one-dimensional Box, got {action_space}"
             )
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        # Discrete(n, start=s) has actions s … s+n−1; the network's outputs are indexed 0 … n−1.
+        self.action_start = int(action_space.start) if self.discrete else 0
         self.device = torch.device(device) if device is not None else get_device()
         self.observation_size = flat_size(observation_space, "observation_space")
         self.net = build_mlp(
@@ -71,14 +73,17 @@ class PGPolicy(nn.Module, Policy):
             self.log_std = nn.Parameter(
                 torch.full((action_space.shape[0],), initial_log_std, device=self.device))
 
-    def distribution(self, observations: torch.Tensor) -> Distribution:
-        """``π_θ(·|o)`` for a batch of observations ``(B, obs_size)``; batch shape ``(B,)``."""
-        if observations.shape[-1] != self.observation_size:
+    def _check_observations(self, observations: torch.Tensor) -> torch.Tensor:
+        if observations.shape[-1:] != (self.observation_size,):
             raise ValueError(
                 f"observations must end in dimension {self.observation_size}, "
                 f"got shape {tuple(observations.shape)}"
             )
-        out = self.net(observations)
+        return observations
+
+    def distribution(self, observations: torch.Tensor) -> Distribution:
+        """``π_θ(·|o)`` over action indices, for observations ``(B, obs_size)``: batch ``(B,)``."""
+        out = self.net(self._check_observations(observations))
         if self.discrete:
             return Categorical(logits=out, validate_args=False)
         # Independent(..., 1) sums the per-dimension log-probabilities: a diagonal Gaussian.
@@ -86,7 +91,7 @@ class PGPolicy(nn.Module, Policy):
 
     def log_prob(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``log π_θ(a_t|o_t)`` for a batch: observations ``(B, obs_size)`` → ``(B,)``."""
-        return self.distribution(observations).log_prob(actions)
+        return self.distribution(observations).log_prob(actions - self.action_start)
 
     def get_action(self, observation: np.ndarray):
         """Sample ``a ~ π_θ(·|o)`` for one observation: an int (discrete) or an array ``(d,)``.
@@ -95,18 +100,25 @@ class PGPolicy(nn.Module, Policy):
         ``torch.distributions`` object (which costs more than the network itself here).
         """
         with torch.no_grad():
-            obs = torch.as_tensor(observation, dtype=torch.float32, device=self.device)
-            out = self.net(obs)
+            out = self.net(self._observation_tensor(observation))
             if self.discrete:
-                return int(torch.multinomial(torch.softmax(out, -1), 1))
+                return int(torch.multinomial(torch.softmax(out, -1), 1)) + self.action_start
             return (out + self.log_std.exp() * torch.randn_like(out)).cpu().numpy()
 
-    @torch.no_grad()
     def greedy_action(self, observation: np.ndarray):
         """The most likely action (mode of π): for evaluation without exploration noise."""
+        with torch.no_grad():
+            out = self.net(self._observation_tensor(observation))
+            return int(out.argmax()) + self.action_start if self.discrete else out.cpu().numpy()
+
+    def _observation_tensor(self, observation: np.ndarray) -> torch.Tensor:
+        """One observation ``(obs_size,)`` as a float32 tensor on the policy's device."""
         obs = torch.as_tensor(observation, dtype=torch.float32, device=self.device)
-        out = self.net(obs.unsqueeze(0))[0]
-        return int(out.argmax()) if self.discrete else out.cpu().numpy()
+        if obs.shape != (self.observation_size,):
+            raise ValueError(
+                f"observation must have shape ({self.observation_size},), got {tuple(obs.shape)}"
+            )
+        return obs
 
 
 def policy_gradient_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -143,10 +155,12 @@ class PGAgent(Agent):
                  advantage_fn: AdvantageFn = baseline_advantage,
                  baseline_learning_rate: float = 1e-2, baseline_steps: int = 5,
                  normalize_advantages: bool = False) -> None:
-        if learning_rate <= 0:
+        if not learning_rate > 0:  # also refuses NaN
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
-        if baseline_steps < 1:
-            raise ValueError(f"baseline_steps must be >= 1, got {baseline_steps}")
+        if not baseline_learning_rate > 0:
+            raise ValueError(f"baseline_learning_rate must be positive, got {baseline_learning_rate}")
+        if not isinstance(baseline_steps, int) or baseline_steps < 1:
+            raise ValueError(f"baseline_steps must be an int >= 1, got {baseline_steps!r}")
         self.policy = policy
         self.weights_fn = weights_fn
         self.loss_fn = loss_fn
@@ -169,6 +183,9 @@ class PGAgent(Agent):
         if self.normalize_advantages:
             weights = (weights - weights.mean()) / (weights.std() + 1e-8)
         loss = self.loss_fn(self.policy.log_prob(batch.observations, batch.actions), weights)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar tensor, got "
+                             f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss)}")
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the policy loss is {loss.item()}: check loss_fn and weights_fn for NaN or inf "
