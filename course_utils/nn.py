@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from course_utils.device import get_device
+from course_utils.validation import check_int
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -61,12 +62,8 @@ def build_mlp(config: MLPConfig, device: torch.device | str | None = None) -> nn
     from one config share no parameters.
     """
     for name in ("input_size", "output_size", "size"):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"MLPConfig.{name} must be a positive int, got {value!r}")
-    if (isinstance(config.n_layers, bool) or not isinstance(config.n_layers, (int, np.integer))
-            or config.n_layers < 0):
-        raise ValueError(f"MLPConfig.n_layers must be an int >= 0, got {config.n_layers!r}")
+        check_int(f"MLPConfig.{name}", getattr(config, name))
+    check_int("MLPConfig.n_layers", config.n_layers, minimum=0)
     layers: list[nn.Module] = []
     in_size = config.input_size
     for _ in range(config.n_layers):

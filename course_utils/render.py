@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from course_utils.trajectory import action_function, env_action
+from course_utils.validation import check_int
 
 # The figure is sized so that one image pixel is one figure pixel: (pixels / _DPI) inches.
 # A power of two, so that pixels / _DPI * _DPI gives the pixels back exactly in floating point
@@ -54,8 +55,8 @@ def record_episode(
             f"record_episode needs frames, but env was made with render_mode={env.render_mode!r}; "
             f'create it with gym.make("{env_id}", render_mode="rgb_array")'
         )
-    max_steps = _positive_int("max_steps", max_steps)
-    every = _positive_int("every", every)
+    max_steps = check_int("max_steps", max_steps)
+    every = check_int("every", every)
     if policy is None:
         act = lambda obs: env.action_space.sample()  # noqa: E731
     else:
@@ -91,7 +92,7 @@ def animate(
     show no icons but still work (hover for their names).
     """
     images = _resized(frames, max_width)
-    fps = _positive_int("fps", fps)
+    fps = check_int("fps", fps)
     height, width = images[0].shape[:2]
     # A figure of exactly the image's size in pixels showing the image pixel for pixel with
     # figimage: no resampling, no axes, no margins. The Figure is made without pyplot, so the
@@ -129,7 +130,7 @@ def save_gif(
     so fps above 50 does not play faster. Pillow merges identical consecutive frames into one.
     """
     images = [Image.fromarray(image) for image in _resized(frames, max_width)]
-    fps = _positive_int("fps", fps)
+    fps = check_int("fps", fps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(
@@ -163,12 +164,6 @@ def show_episode(
 # --------------------------------------------------------------------------------- helpers
 
 
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _frame(frame: Any) -> np.ndarray:
     frame = np.array(frame, copy=True)  # some renderers reuse one buffer for every frame
     if frame.ndim != 3 or frame.shape[2] not in (3, 4) or frame.dtype != np.uint8:
@@ -182,7 +177,7 @@ def _resized(frames: Sequence[np.ndarray], max_width: int) -> list[np.ndarray]:
     """The frames as (H, W, 3) uint8 arrays, scaled to the first one's size, width <= max_width."""
     if len(frames) == 0:
         raise ValueError("frames is empty: there is nothing to show")
-    max_width = _positive_int("max_width", max_width)
+    max_width = check_int("max_width", max_width)
     height, width = np.asarray(frames[0]).shape[:2]
     if width > max_width:
         height, width = max(1, round(height * max_width / width)), max_width

@@ -32,6 +32,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from course_utils.validation import check_int
+
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing moving average: entry ``i`` is the mean of ``values[i - window + 1 : i + 1]``.
@@ -40,7 +42,7 @@ def moving_average(values: Sequence[float], window: int) -> np.ndarray:
     length as ``values`` and stays aligned with their steps. Non-finite values (NaN, ±inf) are
     left out of the averages; a window without any finite value gives NaN.
     """
-    window = _positive_int("window", window)
+    window = check_int("window", window)
     x = np.asarray(values, dtype=float)
     finite = np.isfinite(x)
     # Cumulative sums turn each window's sum into one subtraction: O(n) whatever the window.
@@ -116,7 +118,7 @@ class Tracker:
 
     def mean_last(self, key: str, n: int) -> float:
         """The mean of the last ``n`` values of ``key`` (of all of them if fewer were logged)."""
-        n = _positive_int("n", n)
+        n = check_int("n", n)
         return float(np.mean(self._values[self._check_key(key)][-n:]))
 
     def __len__(self) -> int:
@@ -159,7 +161,7 @@ class Tracker:
         """
         steps = self.steps(key)
         values = self._values[key]
-        smooth = _positive_int("smooth", smooth)
+        smooth = check_int("smooth", smooth)
         if ax is None:
             _, ax = plt.subplots()
         label = self.name if label is None else label
@@ -201,7 +203,7 @@ class Tracker:
         return [self._check_key(key) for key in keys]
 
     def _draw_all(self, fig: Figure, keys: list[str], ncols: int, smooth: int) -> None:
-        ncols = min(_positive_int("ncols", ncols), len(keys))
+        ncols = min(check_int("ncols", ncols), len(keys))
         nrows = math.ceil(len(keys) / ncols)
         fig.set_size_inches(4 * ncols, 3 * nrows)
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
@@ -374,12 +376,6 @@ class Tracker:
 
 
 # --------------------------------------------------------------------------------- helpers
-
-
-def _positive_int(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _as_step(step: Any) -> int:

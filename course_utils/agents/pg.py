@@ -19,6 +19,7 @@ from course_utils.agents.base import Agent, Policy
 from course_utils.device import get_device
 from course_utils.nn import Activation, MLPConfig, build_mlp
 from course_utils.returns import sum_of_rewards
+from course_utils.validation import check_int
 from course_utils.trajectory import Trajectory, WeightsFn, compile_trajectories
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -159,8 +160,7 @@ class PGAgent(Agent):
             raise ValueError(f"learning_rate must be positive, got {learning_rate}")
         if not baseline_learning_rate > 0:
             raise ValueError(f"baseline_learning_rate must be positive, got {baseline_learning_rate}")
-        if not isinstance(baseline_steps, int) or baseline_steps < 1:
-            raise ValueError(f"baseline_steps must be an int >= 1, got {baseline_steps!r}")
+        check_int("baseline_steps", baseline_steps)
         self.policy = policy
         self.weights_fn = weights_fn
         self.loss_fn = loss_fn
