@@ -28,6 +28,7 @@ import nbformat
 __all__ = [
     "STUDENT_DIR_NAME",
     "build_student_versions",
+    "check_calls",
     "find_check_cells",
     "find_exercise_cells",
     "make_student_version",
@@ -43,7 +44,7 @@ STUDENT_DIR_NAME = "student"
 # A marker is a line of its own; anything after it on the line (a note to the instructor) is
 # allowed, because a marker that failed to match would leak the solution to students.
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)###[ \t]*(?P<kind>BEGIN|END)[ \t]+(?P<what>SOLUTION|HIDDEN TESTS)\b")
-_CHECK_CALL = re.compile(r"^\s*check_\w+\(")
+_CHECK_CALL = re.compile(r"^\s*(?P<check>check_\w+)\(")
 
 _CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 _ANSWER_STUB = ("YOUR ANSWER HERE",)
@@ -149,12 +150,17 @@ def make_student_version(nb: nbformat.NotebookNode, source: str | None = None) -
     return student
 
 
+def check_calls(text: str) -> list[str]:
+    """The check functions a cell's source calls on lines of their own (``check_<name>(``), in order."""
+    return [match["check"] for match in map(_CHECK_CALL.match, text.split("\n")) if match]
+
+
 def find_check_cells(nb: nbformat.NotebookNode) -> list[int]:
     """Indices of the code cells that call a check function (a line ``check_<name>(``)."""
     return [
         index
         for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "code" and any(_CHECK_CALL.match(line) for line in _source_text(cell).split("\n"))
+        if cell.cell_type == "code" and check_calls(_source_text(cell))
     ]
 
 
