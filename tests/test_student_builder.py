@@ -98,6 +98,17 @@ def test_markdown_answer_replaced() -> None:
     assert student.cells[3].source == "Why?\n\nYOUR ANSWER HERE\n"
 
 
+def test_colab_links_point_at_the_student_version() -> None:
+    base = "https://colab.research.google.com/github/org/repo/blob/main/notebooks/"
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({base}05_pg.ipynb)"
+    nb = new_notebook(cells=[new_markdown_cell(f"# Title\n\n{badge}\n\n[next](06_ac.ipynb)")])
+    student = make_student_version(nb)
+    assert f"]({base}student/05_pg.ipynb)" in student.cells[0].source
+    assert "[next](06_ac.ipynb)" in student.cells[0].source  # relative links stay as they are
+    # Idempotent: a link that already points at a student version is left alone.
+    assert make_student_version(student).cells[0].source == student.cells[0].source
+
+
 def test_hidden_tests_removed_with_markers() -> None:
     student = make_student_version(_notebook())
     assert student.cells[2].source == CHECK

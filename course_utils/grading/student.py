@@ -46,6 +46,10 @@ STUDENT_DIR_NAME = "student"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)###[ \t]*(?P<kind>BEGIN|END)[ \t]+(?P<what>SOLUTION|HIDDEN TESTS)\b")
 _CHECK_CALL = re.compile(r"^\s*(?P<check>check_\w+)\(")
 
+# "Open in Colab" links to a complete notebook (…/blob/<branch>/notebooks/NAME.ipynb) are pointed
+# at its student version, so that a student who follows a badge gets the exercises.
+_COLAB_LINK = re.compile(r"(colab\.research\.google\.com/github/[^)\s]*?/notebooks/)(?!student/)(\w+\.ipynb)")
+
 _CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 _ANSWER_STUB = ("YOUR ANSWER HERE",)
 
@@ -133,6 +137,9 @@ def _student_source(text: str, stub: tuple[str, ...], *, source: str | None, cel
 def make_student_version(nb: nbformat.NotebookNode, source: str | None = None) -> nbformat.NotebookNode:
     """Return the student version of a complete notebook; ``nb`` itself is left untouched.
 
+    Besides replacing solutions and dropping hidden tests, it points "Open in Colab" links to
+    complete notebooks at their student versions.
+
     ``source`` (the notebook's path, when known) only serves error messages: unbalanced or nested
     markers raise ValueError naming it and the cell index.
     """
@@ -142,6 +149,8 @@ def make_student_version(nb: nbformat.NotebookNode, source: str | None = None) -
     for index, cell in enumerate(student.cells):
         stub = _CODE_STUB if cell.cell_type == "code" else _ANSWER_STUB
         cell.source = _student_source(_source_text(cell), stub, source=source, cell_index=index)
+        if cell.cell_type == "markdown":
+            cell.source = _COLAB_LINK.sub(r"\1student/\2", cell.source)
         for key in _EXECUTION_CELL_METADATA:
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":
