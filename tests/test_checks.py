@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from check_helpers import assert_fails, assert_passes, not_implemented
 from course_utils.agents import baseline_advantage, policy_gradient_loss
 from course_utils.grading import (
     check_baseline_advantage,
@@ -17,28 +18,6 @@ from course_utils.grading import (
     check_surrogate_loss,
 )
 from course_utils.returns import reward_to_go, sum_of_rewards
-
-
-def not_implemented(*args, **kwargs):
-    raise NotImplementedError()
-
-
-def assert_passes(check, fn, capsys, name):
-    check(fn)
-    out = capsys.readouterr().out
-    lines = out.strip().splitlines()
-    assert len(lines) == 1, out
-    assert lines[0].startswith("✓")
-    assert name in lines[0] and "passed" in lines[0]
-
-
-def assert_fails(check, fn, *fragments):
-    with pytest.raises(AssertionError) as info:
-        check(fn)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 # ------------------------------------------------------------------------------- reward_to_go
