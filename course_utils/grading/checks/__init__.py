@@ -1,5 +1,24 @@
 """Exercise checks, one module per notebook; ``common`` holds what they share."""
 
+from course_utils.grading.checks.bandits import (
+    check_epsilon_greedy,
+    check_gradient_bandit_update,
+    check_incremental_update,
+    check_ucb_select,
+)
+from course_utils.grading.checks.dynamic_programming import (
+    check_greedy_policy,
+    check_policy_evaluation,
+    check_value_iteration,
+)
+from course_utils.grading.checks.monte_carlo_td import (
+    check_double_q_update,
+    check_expected_sarsa_update,
+    check_first_visit_mc_prediction,
+    check_q_learning_update,
+    check_sarsa_update,
+    check_td0_update,
+)
 from course_utils.grading.checks.policy_gradient import (
     check_baseline_advantage,
     check_discounted_reward_to_go,
@@ -10,6 +29,19 @@ from course_utils.grading.checks.policy_gradient import (
 __all__ = [
     "check_baseline_advantage",
     "check_discounted_reward_to_go",
+    "check_double_q_update",
+    "check_epsilon_greedy",
+    "check_expected_sarsa_update",
+    "check_first_visit_mc_prediction",
+    "check_gradient_bandit_update",
+    "check_greedy_policy",
+    "check_incremental_update",
+    "check_policy_evaluation",
+    "check_q_learning_update",
     "check_reward_to_go",
+    "check_sarsa_update",
     "check_surrogate_loss",
+    "check_td0_update",
+    "check_ucb_select",
+    "check_value_iteration",
 ]

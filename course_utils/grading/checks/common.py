@@ -7,8 +7,11 @@ An exercise not attempted yet (``raise NotImplementedError()``) fails with a mes
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import contextlib
+import random
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 
 Fn = Callable[..., Any]
@@ -47,5 +50,54 @@ def expect_close(result: Any, expected: torch.Tensor, call: str, hint: str = "")
         )
 
 
+def fmt_array(x: Any) -> str:
+    """A short text for a NumPy array: its values (rounded) when small, else its shape."""
+    array = np.asarray(x)
+    return str(np.round(array.astype(float), 4).tolist()) if array.size <= 12 \
+        else f"an array of shape {array.shape}"
+
+
+def expect_array(result: Any, shape: tuple[int, ...], call: str, integer: bool = False) -> np.ndarray:
+    """``result`` if it is a NumPy array of ``shape`` (of an integer dtype if ``integer``)."""
+    if not isinstance(result, np.ndarray):
+        raise AssertionError(f"{call} returned {type(result).__name__}; expected a numpy.ndarray.")
+    if result.shape != shape:
+        raise AssertionError(f"{call} returned shape {result.shape}; expected {shape}.")
+    if integer and not np.issubdtype(result.dtype, np.integer):
+        raise AssertionError(f"{call} returned an array of dtype {result.dtype}; expected integer "
+                             "indices (np.argmax and rng.integers give them).")
+    return result
+
+
+def expect_array_close(result: Any, expected: np.ndarray, call: str, hint: str = "") -> None:
+    """``result`` is a NumPy array of ``expected``'s shape and values (to 1e-6); for a large 2-D
+    array the message shows the first row that differs."""
+    expected = np.asarray(expected, dtype=float)
+    result = expect_array(result, expected.shape, call)
+    if result.dtype.kind not in "biuf":
+        raise AssertionError(f"{call} returned an array of dtype {result.dtype}; expected numbers.")
+    close = np.isclose(result.astype(float), expected, rtol=1e-6, atol=1e-6)
+    if close.all():
+        return
+    if expected.size > 12 and expected.ndim == 2:
+        row = int(np.flatnonzero(~close.all(axis=1))[0])
+        call, result, expected = f"{call}[{row}]", result[row], expected[row]
+    raise AssertionError(f"{call} returned {fmt_array(result)}; expected {fmt_array(expected)}."
+                         + (f" {hint}" if hint else ""))
+
+
 def passed(name: str, n_cases: int) -> None:
     print(f"✓ {name}: all {n_cases} tests passed.")
+
+
+@contextlib.contextmanager
+def global_generators(seed: int) -> Iterator[None]:
+    """Seed NumPy's and Python's global generators for a moment, then restore their states."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    np.random.seed(seed)
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
