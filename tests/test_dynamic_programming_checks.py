@@ -490,20 +490,6 @@ ALL_CHECKS = [check_policy_evaluation, check_greedy_policy, check_value_iteratio
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS)
-def test_every_check_fails_when_not_implemented(check, capsys):
-    with pytest.raises(AssertionError, match="not implemented yet"):
-        check(not_implemented)
-    assert "✓" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check", ALL_CHECKS)
-def test_every_check_fails_on_none_returned(check):
-    """A student who forgot `return`."""
-    with pytest.raises(AssertionError, match="returned NoneType"):
-        check(lambda *args, **kwargs: None)
-
-
-@pytest.mark.parametrize("check", ALL_CHECKS)
 def test_other_errors_propagate(check):
     """A bug that raises (here a TypeError) is shown as itself, not hidden by the check."""
     def typo(*args, **kwargs):

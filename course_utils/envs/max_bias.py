@@ -28,7 +28,6 @@ Registered as ``course_utils/MaxBias-v0``::
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import gymnasium as gym
 import numpy as np

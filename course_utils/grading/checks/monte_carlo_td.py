@@ -11,7 +11,7 @@ puts a non-zero value in that row, so a missing terminal mask cannot go unnotice
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
