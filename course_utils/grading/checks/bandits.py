@@ -18,6 +18,7 @@ from course_utils.grading.checks.common import (
     call,
     expect_array,
     expect_array_close,
+    expect_unchanged,
     fmt_array,
     global_generators,
     passed,
@@ -44,12 +45,6 @@ def _expect_actions(result: Any, n_runs: int, k: int, shown: str) -> np.ndarray:
     return actions
 
 
-def _expect_unchanged(before: np.ndarray, after: np.ndarray, name: str, argument: str) -> None:
-    if not np.array_equal(before, after):
-        raise AssertionError(f"{name} modified its input {argument} in place; compute a new "
-                             f"array (e.g. start from {argument}.copy()).")
-
-
 def _reference_update(q: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
                       step_size: Any) -> np.ndarray:
     rows = np.arange(len(q))
@@ -73,7 +68,7 @@ def check_incremental_update(fn: Fn) -> None:
     shown = f"{name}(q={fmt_array(q)}, actions=[2, 0], rewards=[4.0, 5.0], step_size=0.25)"
     q_before = q.copy()
     result = call(fn, name, q, actions.copy(), rewards.copy(), 0.25)
-    _expect_unchanged(q_before, q, name, "q")
+    expect_unchanged(name, "q", q_before, q)
     expect_array_close(result, np.array([[0.0, 0.0, 1.0], [2.0, 2.0, 3.0]]), shown,
                        "In each run (row) only the CHOSEN arm moves: Q[r, A_r] ← Q[r, A_r] + "
                        "step_size · (R_r − Q[r, A_r]); every other entry stays as it was.")
@@ -151,7 +146,7 @@ def check_epsilon_greedy(fn: Fn) -> None:
     q_before = q.copy()
     shown = f"{name}(q={fmt_array(q)}, epsilon=0, rng)"
     result = _expect_actions(call(fn, name, q, 0.0, np.random.default_rng(0)), 4, 3, shown)
-    _expect_unchanged(q_before, q, name, "q")
+    expect_unchanged(name, "q", q_before, q)
     if not np.array_equal(result, [2, 0, 1, 2]):
         raise AssertionError(f"{shown} returned {result.tolist()}; expected [2, 0, 1, 2]. With "
                              "epsilon = 0 every run takes its greedy arm: the argmax of its ROW "
@@ -291,8 +286,8 @@ def check_ucb_select(fn: Fn) -> None:
         shown = f"{name}(q={fmt_array(q)}, counts={counts.tolist()}, t={t}, c={c})"
         q_before, counts_before = q.copy(), counts.copy()
         result = _expect_actions(call(fn, name, q, counts, t, c), 1, len(q_row), shown)
-        _expect_unchanged(q_before, q, name, "q")
-        _expect_unchanged(counts_before, counts, name, "counts")
+        expect_unchanged(name, "q", q_before, q)
+        expect_unchanged(name, "counts", counts_before, counts)
         if result[0] != expected:
             scores = np.round(_ucb_scores(q, counts, t, c)[0], 3).tolist()
             raise AssertionError(f"{shown} returned [{result[0]}]; expected [{expected}] (the scores "
@@ -306,8 +301,8 @@ def check_ucb_select(fn: Fn) -> None:
     shown = f"{name}(q={fmt_array(q)}, counts={counts.tolist()}, t=11, c=2)"
     q_before, counts_before = q.copy(), counts.copy()
     result = _expect_actions(call(fn, name, q, counts, 11, 2.0), 2, 3, shown)
-    _expect_unchanged(q_before, q, name, "q")
-    _expect_unchanged(counts_before, counts, name, "counts")
+    expect_unchanged(name, "q", q_before, q)
+    expect_unchanged(name, "counts", counts_before, counts)
     if result[0] != 1 or result[1] not in (0, 1):
         raise AssertionError(f"{shown} returned {result.tolist()}; expected arm 1 in the first run "
                              f"and arm 0 or 1 in the second. {untried_hint}")
@@ -370,8 +365,8 @@ def check_gradient_bandit_update(fn: Fn) -> None:
     shown = (f"{name}(H={fmt_array(h)}, pi={fmt_array(pi)}, actions=[0, 2], rewards=[3.0, 0.0], "
              "baseline=[1.0, 1.0], alpha=0.5)")
     result = call(fn, name, h, pi, np.array([0, 2]), np.array([3.0, 0.0]), np.array([1.0, 1.0]), 0.5)
-    _expect_unchanged(h_before, h, name, "H")
-    _expect_unchanged(pi_before, pi, name, "pi")
+    expect_unchanged(name, "H", h_before, h)
+    expect_unchanged(name, "pi", pi_before, pi)
     expected = h + np.array([[0.5, -0.25, -0.25], [1 / 6, 1 / 6, -1 / 3]])
     expect_array_close(result, expected, shown, rule)
     n += 1

@@ -86,6 +86,13 @@ def expect_array_close(result: Any, expected: np.ndarray, call: str, hint: str =
                          + (f" {hint}" if hint else ""))
 
 
+def expect_unchanged(function: str, argument: str, before: np.ndarray, after: np.ndarray) -> None:
+    """The student's ``function`` left its input ``argument`` as it was (``before`` is a copy)."""
+    if not np.array_equal(before, after):
+        raise AssertionError(f"{function} modified its input {argument} in place; compute a new "
+                             f"array (e.g. start from {argument}.copy()).")
+
+
 def passed(name: str, n_cases: int) -> None:
     print(f"✓ {name}: all {n_cases} tests passed.")
 

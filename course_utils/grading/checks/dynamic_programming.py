@@ -31,6 +31,7 @@ from course_utils.grading.checks.common import (
     call,
     expect_array,
     expect_array_close,
+    expect_unchanged,
     fmt_array,
     passed,
 )
@@ -146,9 +147,7 @@ def _copies(*arrays: np.ndarray) -> list[np.ndarray]:
 def _expect_unchanged(before: list[np.ndarray], after: list[np.ndarray], names: list[str],
                       function: str) -> None:
     for b, a, name in zip(before, after, names):
-        if not np.array_equal(b, a):
-            raise AssertionError(f"{function} modified its input {name} in place; compute new "
-                                 "arrays instead.")
+        expect_unchanged(function, name, b, a)
 
 
 def _expect_values_and_sweeps(result: Any, n_states: int, shown: str) -> tuple[np.ndarray, int]:
