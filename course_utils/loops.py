@@ -1,22 +1,36 @@
-"""Training loops: sample with the current policy, update the agent, log, repeat.
+"""Training loops: act, learn, log, repeat.
+
+* ``train_agent``: on-policy (notebook 05): sample a batch of episodes, one update, repeat.
+* ``train_off_policy``: off-policy (DQN, DDPG, TD3, SAC): every environment step goes into a
+  replay buffer; every few steps the agent takes gradient steps on replayed batches.
 
 A loop shows a progress bar with the current average return, can refresh a live plot in the
 notebook, and can be interrupted (Kernel → Interrupt, or Ctrl-C) without losing anything: the
 agent keeps what it learned and the Tracker keeps the history up to the interruption.
+``train_off_policy`` also writes checkpoints and resumes from them.
 """
 
 from __future__ import annotations
 
+import copy
+import os
+import random
 import sys
-from typing import Optional, Sequence
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from course_utils.agents.base import Agent
+from course_utils.agents.base import Agent, OffPolicyAgent
+from course_utils.buffers import ReplayBuffer
 from course_utils.tracking import Tracker
 from course_utils.trajectory import sample_trajectories, sample_trajectory
+from course_utils.validation import check_int
 
 
 _LOOP_METRICS = {"return", "return_std", "episode_length", "env_steps"}
@@ -91,3 +105,203 @@ def evaluate(env: gym.Env, policy, n_episodes: int = 10, seed: Optional[int] = N
     act = policy.greedy_action if greedy and hasattr(policy, "greedy_action") else policy
     seeds = [None if seed is None else seed + i for i in range(n_episodes)]
     return np.array([sample_trajectory(env, act, seed=s).total_reward for s in seeds])
+
+
+def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, total_steps: int,
+                     *, tracker: Optional[Tracker] = None, seed: Optional[int] = None,
+                     learning_starts: int = 1_000, train_every: int = 1, gradient_steps: int = 1,
+                     batch_size: int = 64, eval_env: Optional[gym.Env] = None,
+                     eval_every: int = 0, eval_episodes: int = 10,
+                     solved_at: Optional[float] = None, keep_best: bool = False,
+                     checkpoint: Optional[Union[str, Path]] = None, checkpoint_every: int = 0,
+                     log_every: int = 1_000, progress: bool = True, live_plot_every: int = 0,
+                     live_plot_keys: Sequence[str] = ("return", "eval_return")) -> Tracker:
+    """Off-policy training for ``total_steps`` environment steps.
+
+    Each step: act (uniformly at random before ``learning_starts``, then ``agent.act(o, step)``,
+    which applies the agent's ε or noise schedule), store the transition in ``buffer``, and every
+    ``train_every`` steps take ``gradient_steps`` updates on batches of ``batch_size``. The agent
+    updates its own target networks. Episodes that end by truncation are stored with their true
+    last observation, so their targets bootstrap.
+
+    Args:
+        env: a gymnasium environment (not vectorised).
+        agent: an ``OffPolicyAgent`` (``act``, ``update``, ``state_dict``, ``load_state_dict``).
+        buffer: the replay buffer (pass the same one again to continue a run).
+        total_steps: train until this many environment steps have been taken in all.
+        tracker: where metrics go (default: a new one, x axis "environment steps").
+        seed: seeds the first reset and the random warm-up actions.
+        eval_env, eval_every, eval_episodes: every ``eval_every`` steps, the return of
+            ``eval_episodes`` episodes of the greedy policy on ``eval_env`` (the same seeds each
+            time). Evaluation time is excluded from ``train_seconds``.
+        solved_at: stop at the first evaluation whose mean return reaches this.
+        keep_best: at the end, restore the agent of the best evaluation.
+        checkpoint: a file for agent, buffer, tracker and counters. If it exists when the loop
+            starts, training resumes from it; it is written every ``checkpoint_every`` steps
+            (0: only at the end) and when the run is interrupted.
+        log_every: log the update metrics (averaged) and the speed every this many steps.
+        progress, live_plot_every, live_plot_keys: progress bar; live plot every that many
+            steps (0: none).
+
+    Logged: ``return`` and ``episode_length`` per episode; ``eval_return``, ``eval_return_std``
+    per evaluation; ``train_seconds``, ``steps_per_second`` and the averaged update metrics
+    every ``log_every`` steps. Steps are environment steps.
+    """
+    total_steps = check_int("total_steps", total_steps, minimum=0)
+    for name, value in (("train_every", train_every), ("gradient_steps", gradient_steps),
+                        ("batch_size", batch_size), ("eval_episodes", eval_episodes),
+                        ("log_every", log_every)):
+        check_int(name, value)
+    for name, value in (("learning_starts", learning_starts), ("eval_every", eval_every),
+                        ("checkpoint_every", checkpoint_every),
+                        ("live_plot_every", live_plot_every)):
+        check_int(name, value, minimum=0)
+    if eval_every and eval_env is None:
+        raise ValueError("eval_every > 0 needs an eval_env (a separate environment to evaluate on)")
+    if (solved_at is not None or keep_best) and not eval_every:
+        raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
+    tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
+    state = _OffPolicyState()
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state = _load_checkpoint(checkpoint, agent, buffer, tracker)
+        print(f"Resuming from {checkpoint} at step {state.step:,}.")
+    eval_seed = None if seed is None else seed + 1_000_000  # evaluation episodes differ from training's
+    env.action_space.seed(seed if state.step == 0 else None)
+    # A resumed run restarts its episode: an environment's state cannot be saved.
+    observation, _ = env.reset(seed=seed if seed is None or state.step == 0 else seed + state.step)
+    episode_return, episode_length = 0.0, 0
+    recent_returns: deque[float] = deque(tracker.history.get("return", [])[-10:], maxlen=10)
+    update_metrics: list[dict[str, Any]] = []
+    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="training",
+               file=sys.stdout, mininterval=1.0, unit="step")
+    interrupted = False
+    clock = time.perf_counter()
+    try:
+        while state.step < total_steps:
+            if state.step < learning_starts:
+                action = env.action_space.sample()
+            else:
+                action = agent.act(observation, state.step)
+            next_observation, reward, terminated, truncated, _ = env.step(action)
+            buffer.add(observation, action, reward, next_observation, terminated, truncated)
+            episode_return += float(reward)
+            episode_length += 1
+            state.step += 1
+            if terminated or truncated:
+                tracker.log(state.step, **{"return": episode_return,
+                                           "episode_length": episode_length})
+                recent_returns.append(episode_return)
+                observation, _ = env.reset()
+                episode_return, episode_length = 0.0, 0
+            else:
+                observation = next_observation
+
+            if state.step > learning_starts and state.step % train_every == 0:
+                for _ in range(gradient_steps):
+                    update_metrics.append(agent.update(buffer.sample(batch_size)))
+
+            if eval_every and state.step % eval_every == 0:
+                state.train_seconds += time.perf_counter() - clock
+                returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
+                tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
+                            train_seconds=state.train_seconds)
+                if keep_best and returns.mean() > state.best_return:
+                    state.best_return, state.best_step = float(returns.mean()), state.step
+                    state.best_agent = copy.deepcopy(agent.state_dict())
+                clock = time.perf_counter()
+                if solved_at is not None and returns.mean() >= solved_at:
+                    break
+
+            if state.step % log_every == 0:
+                now = time.perf_counter()
+                state.train_seconds += now - clock
+                clock = now
+                _log_updates(tracker, state, update_metrics, log_every)
+                update_metrics = []
+                bar.update(log_every)
+                postfix = {"return": f"{np.mean(recent_returns):.1f}" if recent_returns else "-"}
+                if "eval_return" in tracker.keys:
+                    postfix["eval"] = f"{tracker.last('eval_return'):.1f}"
+                bar.set_postfix(postfix, refresh=False)
+
+            if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
+                state.train_seconds += time.perf_counter() - clock
+                _save_checkpoint(checkpoint, agent, buffer, tracker, state)
+                clock = time.perf_counter()
+            if live_plot_every and state.step % live_plot_every == 0:
+                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        state.train_seconds += time.perf_counter() - clock
+        bar.n = state.step
+        bar.close()
+    if interrupted:
+        where = f"; checkpoint written to {checkpoint}" if checkpoint is not None else ""
+        print(f"\nInterrupted at step {state.step:,} of {total_steps:,}: the agent, the buffer "
+              f"and the tracker keep everything so far{where}.")
+    if checkpoint is not None:
+        _save_checkpoint(checkpoint, agent, buffer, tracker, state)
+    if keep_best and state.best_agent is not None and not interrupted:
+        agent.load_state_dict(state.best_agent)
+        print(f"Restored the agent of step {state.best_step:,}, the best evaluation "
+              f"({state.best_return:.1f}).")
+    if live_plot_every:
+        tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+        tracker.finish_live_plot()
+    return tracker
+
+
+class _OffPolicyState:
+    """The counters of an off-policy run that a checkpoint must restore."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.train_seconds = 0.0
+        self.best_return = -float("inf")
+        self.best_step = 0
+        self.best_agent: Optional[dict[str, Any]] = None
+
+
+def _log_updates(tracker: Tracker, state: _OffPolicyState, update_metrics: list[dict[str, Any]],
+                 log_every: int) -> None:
+    """Log the mean of each update metric since the last log, and the training speed."""
+    means = {}
+    for name in update_metrics[0] if update_metrics else ():
+        # One conversion per metric per log: no `.item()` (a GPU sync) after every update.
+        value = float(torch.stack([torch.as_tensor(m[name]).float() for m in update_metrics]).mean())
+        if not np.isfinite(value):
+            raise FloatingPointError(f"the agent's {name!r} became {value} at step {state.step:,}; "
+                                     "lower the learning rate or check the targets")
+        means[name] = value
+    tracker.log(state.step, train_seconds=state.train_seconds,
+                steps_per_second=state.step / max(state.train_seconds, 1e-9), **means)
+
+
+def _save_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer, tracker: Tracker,
+                     state: _OffPolicyState) -> None:
+    """Write everything a run needs to resume; a temporary file first, so a crash leaves the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"agent": agent.state_dict(), "buffer": buffer.state_dict(),
+               "tracker": tracker.state_dict(), "state": vars(state).copy(),
+               "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                       "python": random.getstate()}}
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)
+
+
+def _load_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer,
+                     tracker: Tracker) -> _OffPolicyState:
+    # weights_only=False: the file holds NumPy's and Python's generator states; it is our own file.
+    payload = torch.load(path, weights_only=False)
+    agent.load_state_dict(payload["agent"])
+    buffer.load_state_dict(payload["buffer"])
+    tracker.load_state_dict(payload["tracker"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    np.random.set_state(payload["rng"]["numpy"])
+    random.setstate(payload["rng"]["python"])
+    state = _OffPolicyState()
+    vars(state).update(payload["state"])
+    return state

@@ -323,6 +323,18 @@ class Tracker:
         values = np.array([[run[step] for step in common] for run in runs])
         return np.array(common), values
 
+    def state_dict(self) -> dict[str, Any]:
+        """The history as plain Python data (for checkpoints): name, x_label and every row."""
+        return {"name": self.name, "x_label": self.x_label,
+                "rows": [(step, dict(row)) for step, row in self._rows]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replace this tracker's name, x_label and history by those of a ``state_dict``."""
+        self.name, self.x_label = state["name"], state["x_label"]
+        self._rows, self._values, self._steps = [], {}, {}
+        for step, row in state["rows"]:
+            self._append(int(step), {key: float(value) for key, value in row.items()})
+
     # ----------------------------------------------------------------------------- files
 
     def save(self, path: str | Path) -> None:

@@ -1,0 +1,103 @@
+"""Stable-Baselines3 under the course's benchmark protocol, for the README's peer column.
+
+    pip install stable-baselines3==2.9.2      # in its own virtual environment
+    python benchmarks/sb3_peer.py dqn CartPole-v1 --seed 0
+
+Hyperparameters are rl-zoo3 2.9.2's (hyperparams/dqn.yml). The zoo's ε schedule is a fraction of
+its ``n_timesteps``; it is converted to the same number of steps whatever the budget, so a longer
+budget does not stretch exploration. Evaluation follows ``protocol.py``: same period, episodes,
+seeds and target as ``solve.py``, with its time excluded from ``seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+
+from protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, result_line, task
+
+# rl-zoo3 2.9.2, hyperparams/dqn.yml.
+ZOO = {
+    "dqn": {
+        "CartPole-v1": dict(n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64,
+                            buffer_size=100_000, learning_starts=1_000, gamma=0.99,
+                            target_update_interval=10, train_freq=256, gradient_steps=128,
+                            exploration_fraction=0.16, exploration_final_eps=0.04,
+                            net_arch=[256, 256]),
+        "LunarLander-v3": dict(n_timesteps=100_000, learning_rate=6.3e-4, batch_size=128,
+                               buffer_size=50_000, learning_starts=0, gamma=0.99,
+                               target_update_interval=250, train_freq=4, gradient_steps=-1,
+                               exploration_fraction=0.12, exploration_final_eps=0.1,
+                               net_arch=[256, 256]),
+    },
+}
+
+
+class ProtocolEvaluation(BaseCallback):
+    """Evaluates every ``eval_every`` steps, keeps evaluation time apart, stops when solved."""
+
+    def __init__(self, env_id: str, seed: int, eval_every: int, target: float) -> None:
+        super().__init__()
+        self.eval_env = gym.make(env_id)
+        self.seed, self.eval_every, self.target = seed, eval_every, target
+        self.eval_seconds = 0.0
+        self.history: list[tuple[int, float]] = []
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.eval_every:
+            return True
+        start = time.perf_counter()
+        returns = []
+        for episode in range(EVAL_EPISODES):
+            observation, _ = self.eval_env.reset(seed=self.seed + EVAL_SEED_OFFSET + episode)
+            done, total = False, 0.0
+            while not done:
+                action, _ = self.model.predict(observation, deterministic=True)
+                observation, reward, terminated, truncated, _ = self.eval_env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        self.eval_seconds += time.perf_counter() - start
+        self.history.append((self.num_timesteps, float(np.mean(returns))))
+        return np.mean(returns) < self.target  # False stops training
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("algo", choices=sorted(ZOO))
+    parser.add_argument("env_id")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--budget", type=int, default=None, help="environment steps at most")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    protocol = task(args.env_id)
+    eval_every = args.eval_every or protocol.eval_every
+    budget = args.budget or protocol.budget
+    torch.set_num_threads(args.threads)
+    zoo = dict(ZOO[args.algo][args.env_id])
+    exploration_steps = zoo.pop("exploration_fraction") * zoo.pop("n_timesteps")
+    net_arch = zoo.pop("net_arch")
+    env = gym.make(args.env_id)
+    model = DQN("MlpPolicy", env, exploration_fraction=exploration_steps / budget,
+                policy_kwargs=dict(net_arch=net_arch), seed=args.seed, device="cpu", verbose=0,
+                **zoo)
+    callback = ProtocolEvaluation(args.env_id, args.seed, eval_every, protocol.target)
+    start = time.perf_counter()
+    model.learn(total_timesteps=budget, callback=callback)
+    seconds = time.perf_counter() - start - callback.eval_seconds
+    steps, score = callback.history[-1] if callback.history else (model.num_timesteps, None)
+    print(result_line(f"sb3-{args.algo}", args.env_id, args.seed,
+                      solved=score is not None and score >= protocol.target,
+                      env_steps=steps, seconds=seconds, score=score,
+                      evaluations=[round(r, 1) for _, r in callback.history]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Train one of the course's reference agents until it solves a task; print one JSON line.
+
+    python benchmarks/solve.py dqn CartPole-v1 --seed 0
+    {"algo": "dqn", "env": "CartPole-v1", "seed": 0, "solved": true, "env_steps": …, "seconds": …, "score": …}
+
+The protocol (evaluation period, episodes, seeds, targets, what ``seconds`` counts) is in
+``protocol.py``; ``sb3_peer.py`` measures Stable-Baselines3 under the same protocol. The
+hyperparameters below are the course's own, chosen for time-to-solve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
+from protocol import result_line, task  # noqa: E402
+
+from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
+from course_utils.buffers import ReplayBuffer  # noqa: E402
+from course_utils.device import get_device, set_seed  # noqa: E402
+from course_utils.loops import train_off_policy  # noqa: E402
+from course_utils.nn import MLPConfig  # noqa: E402
+from course_utils.schedules import linear_schedule  # noqa: E402
+
+# The course's hyperparameters per algorithm and task.
+DQN_SETTINGS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
+                        tau=1.0, target_update_every=250, buffer=50_000, batch_size=64,
+                        learning_starts=1_000, train_every=1, gradient_steps=1),
+    "LunarLander-v3": dict(size=128, learning_rate=6.3e-4, epsilon_steps=12_000, epsilon_end=0.05,
+                           tau=1.0, target_update_every=250, buffer=100_000, batch_size=128,
+                           learning_starts=1_000, train_every=4, gradient_steps=4),
+}
+
+
+def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: float,
+              device: torch.device) -> tuple[bool, int, float, float]:
+    """Train DQN (Double DQN target) until solved; ``(solved, env_steps, seconds, score)``."""
+    settings = DQN_SETTINGS.get(env_id)
+    if settings is None:
+        raise SystemExit(f"dqn has no settings for {env_id!r}; it knows {sorted(DQN_SETTINGS)}")
+    env, eval_env = gym.make(env_id), gym.make(env_id)
+    n_inputs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    agent = DQNAgent(env.observation_space, env.action_space,
+                     network=MLPConfig(n_inputs, n_actions, 2, settings["size"], "relu"),
+                     learning_rate=settings["learning_rate"],
+                     epsilon=linear_schedule(1.0, settings["epsilon_end"], settings["epsilon_steps"]),
+                     td_target=double_dqn_target, tau=settings["tau"],
+                     target_update_every=settings["target_update_every"], device=device, seed=seed)
+    buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
+    tracker = train_off_policy(env, agent, buffer, budget, seed=seed,
+                               learning_starts=settings["learning_starts"],
+                               train_every=settings["train_every"],
+                               gradient_steps=settings["gradient_steps"],
+                               batch_size=settings["batch_size"], eval_env=eval_env,
+                               eval_every=eval_every, solved_at=target, progress=False)
+    score = tracker.last("eval_return")
+    at = tracker.steps("eval_return")[-1]
+    return score >= target, at, tracker.last("train_seconds"), score
+
+
+SOLVERS: dict[str, Callable[..., tuple[bool, int, float, float]]] = {"dqn": solve_dqn}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("algo", choices=sorted(SOLVERS))
+    parser.add_argument("env_id")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="environment steps between evaluations (default: the task's)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="give up after this many environment steps (default: the task's)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    args = parser.parse_args()
+    protocol = task(args.env_id)
+    torch.set_num_threads(args.threads)
+    device = get_device() if args.device == "auto" else torch.device(args.device)
+    set_seed(args.seed)
+    solved, env_steps, seconds, score = SOLVERS[args.algo](
+        args.env_id, args.seed, args.eval_every or protocol.eval_every,
+        args.budget or protocol.budget, protocol.target, device)
+    print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
+                      device=str(device), threads=args.threads))
+
+
+if __name__ == "__main__":
+    main()
