@@ -19,7 +19,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import gymnasium as gym
 import numpy as np
@@ -113,6 +113,7 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
                      batch_size: int = 64, eval_env: Optional[gym.Env] = None,
                      eval_every: int = 0, eval_episodes: int = 10,
                      solved_at: Optional[float] = None, keep_best: bool = False,
+                     on_evaluation: Optional[Callable[[int], dict[str, float]]] = None,
                      checkpoint: Optional[Union[str, Path]] = None, checkpoint_every: int = 0,
                      log_every: int = 1_000, progress: bool = True, live_plot_every: int = 0,
                      live_plot_keys: Sequence[str] = ("return", "eval_return")) -> Tracker:
@@ -136,6 +137,8 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
             time). Evaluation time is excluded from ``train_seconds``.
         solved_at: stop at the first evaluation whose mean return reaches this.
         keep_best: at the end, restore the agent of the best evaluation.
+        on_evaluation: called as ``on_evaluation(step)`` after each evaluation; the metrics it
+            returns are logged at that step (e.g. the Q-values the agent predicts).
         checkpoint: a file for agent, buffer, tracker and counters. If it exists when the loop
             starts, training resumes from it; it is written every ``checkpoint_every`` steps
             (0: only at the end) and when the run is interrupted.
@@ -204,8 +207,9 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
             if eval_every and state.step % eval_every == 0:
                 state.train_seconds += time.perf_counter() - clock
                 returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
+                extra = on_evaluation(state.step) if on_evaluation is not None else {}
                 tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
-                            train_seconds=state.train_seconds)
+                            train_seconds=state.train_seconds, **extra)
                 if keep_best and returns.mean() > state.best_return:
                     state.best_return, state.best_step = float(returns.mean()), state.step
                     state.best_agent = copy.deepcopy(agent.state_dict())
