@@ -29,7 +29,7 @@ class Task:
 
 TASKS = {
     "CartPole-v1": Task(target=475.0, eval_every=2_000, budget=100_000),
-    "LunarLander-v3": Task(target=200.0, eval_every=10_000, budget=500_000),
+    "LunarLander-v3": Task(target=200.0, eval_every=10_000, budget=300_000),
     "Pendulum-v1": Task(target=-200.0, eval_every=1_000, budget=50_000),
 }
 

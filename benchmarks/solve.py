@@ -32,11 +32,11 @@ from course_utils.schedules import linear_schedule  # noqa: E402
 # The course's hyperparameters per algorithm and task.
 DQN_SETTINGS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
-                        tau=1.0, target_update_every=250, buffer=50_000, batch_size=64,
+                        tau=0.005, target_update_every=1, buffer=50_000, batch_size=64,
                         learning_starts=1_000, train_every=1, gradient_steps=1),
-    "LunarLander-v3": dict(size=128, learning_rate=6.3e-4, epsilon_steps=12_000, epsilon_end=0.05,
-                           tau=1.0, target_update_every=250, buffer=100_000, batch_size=128,
-                           learning_starts=1_000, train_every=4, gradient_steps=4),
+    "LunarLander-v3": dict(size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05,
+                           tau=0.01, target_update_every=1, buffer=100_000, batch_size=128,
+                           learning_starts=1_000, train_every=4, gradient_steps=1),
 }
 
 

@@ -2,7 +2,8 @@
 
 Modules (each with one job): ``device`` (get_device, set_seed), ``nn`` (MLPConfig, build_mlp),
 ``trajectory`` (experiences, trajectories, sampling), ``returns`` (sum of rewards, reward-to-go,
-GAE), ``tracking`` (Tracker), ``loops`` (training loops), ``render`` (animations of episodes),
+GAE), ``buffers`` (replay memory), ``schedules`` (ε and noise schedules), ``tracking`` (Tracker),
+``loops`` (on- and off-policy training loops), ``render`` (animations of episodes),
 ``agents`` (reference agents), ``grading`` (exercise checks, student versions, autograding),
 ``glossary`` (Glossary.md from the notebooks' definitions), ``validation`` (argument checks).
 """

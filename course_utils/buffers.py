@@ -53,13 +53,15 @@ _FIELDS = tuple(f.name for f in fields(ReplayBatch))
 
 
 def _space_layout(space: gym.Space, name: str) -> tuple[tuple[int, ...], torch.dtype]:
-    """Shape and tensor dtype under which elements of ``space`` are stored."""
-    if isinstance(space, gym.spaces.Discrete):
-        return (), torch.int64
-    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
-        integer = np.issubdtype(space.dtype, np.integer) or np.issubdtype(space.dtype, np.bool_)
-        return tuple(space.shape), (torch.int64 if integer and not isinstance(space, gym.spaces.Box)
-                                    else torch.float32)
+    """Shape and tensor dtype under which elements of ``space`` are stored.
+
+    Box elements are stored as float32; the integer spaces (Discrete, MultiBinary, MultiDiscrete)
+    as int64, so a discrete action can index a network's outputs without a conversion.
+    """
+    if isinstance(space, gym.spaces.Box):
+        return tuple(space.shape), torch.float32
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)):
+        return tuple(space.shape), torch.int64
     raise TypeError(f"{name}: a ReplayBuffer stores Box, Discrete, MultiBinary or MultiDiscrete "
                     f"spaces, got {space!r}; flatten Dict observations first "
                     "(gymnasium.wrappers.FlattenObservation)")
@@ -79,7 +81,7 @@ def _dtype_kind(value: Union[np.ndarray, torch.Tensor]) -> str:
 
 
 # The kinds each stored dtype accepts without losing meaning (no float into an integer action).
-_ACCEPTED_KINDS = {"f": "fiub", "i": "iub", "b": "b"}
+_ACCEPTED_KINDS = {"f": "fiub", "i": "iub", "u": "iub", "b": "b"}
 
 
 class ReplayBuffer:
@@ -158,10 +160,12 @@ class ReplayBuffer:
             self.extend(*(np.asarray(value)[None] for value in values))
             return
         # On the CPU, NumPy views of the storage make one transition a few cheap writes.
+        # Every field is checked before any is written: a bad value leaves the buffer unchanged.
+        values = tuple(np.asarray(value) for value in values)
         for (name, array), value in zip(self._arrays.items(), values):
-            value = np.asarray(value)
             if value.shape != array.shape[1:] or value.dtype.kind not in self._accepted_kinds[name]:
                 self._checked(name, value[None])  # raises the error that names the problem
+        for array, value in zip(self._arrays.values(), values):
             array[self._position] = value
         self._position = (self._position + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
@@ -182,6 +186,8 @@ class ReplayBuffer:
             raise ValueError(f"extend: every field needs the same number of transitions, got {counts}")
         if n > self.capacity:  # only the last `capacity` would survive
             tensors = {name: t[-self.capacity:] for name, t in tensors.items()}
+            # Where n calls of `add` would have put them, so position and order match `add`'s.
+            self._position = (self._position + n - self.capacity) % self.capacity
             n = self.capacity
         indices = ((self._position + torch.arange(n)) % self.capacity).to(self.device)
         for name, t in tensors.items():
@@ -226,7 +232,9 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to rebuild the buffer: its filled part, position and generator."""
         return {"capacity": self.capacity, "position": self._position, "size": self._size,
-                "storage": {name: t[: self._size].cpu() for name, t in self._storage.items()},
+                # A copy: on the CPU a slice shares (and torch.save writes) the whole storage.
+                "storage": {name: t[: self._size].to("cpu", copy=True)
+                            for name, t in self._storage.items()},
                 "generator": self._generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -130,7 +130,8 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
         agent: an ``OffPolicyAgent`` (``act``, ``update``, ``state_dict``, ``load_state_dict``).
         buffer: the replay buffer (pass the same one again to continue a run).
         total_steps: train until this many environment steps have been taken in all.
-        tracker: where metrics go (default: a new one, x axis "environment steps").
+        tracker: where metrics go (default: a new one, x axis "environment steps"); the tracker
+            of an earlier run continues that run.
         seed: seeds the first reset and the random warm-up actions.
         eval_env, eval_every, eval_episodes: every ``eval_every`` steps, the return of
             ``eval_episodes`` episodes of the greedy policy on ``eval_env`` (the same seeds each
@@ -147,8 +148,12 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
             steps (0: none).
 
     Logged: ``return`` and ``episode_length`` per episode; ``eval_return``, ``eval_return_std``
-    per evaluation; ``train_seconds``, ``steps_per_second`` and the averaged update metrics
-    every ``log_every`` steps. Steps are environment steps.
+    (with ``train_seconds``) per evaluation; ``env_steps``, ``train_seconds``,
+    ``steps_per_second`` and the averaged
+    update metrics every ``log_every`` steps and when the run stops. Steps are environment
+    steps. Passing the returned tracker (with the same agent and buffer) to a new call continues
+    the run where it stopped, an interrupted one included; so does a checkpoint file, across
+    kernel restarts. NaN or infinite update metrics raise ``FloatingPointError`` at the next log.
     """
     total_steps = check_int("total_steps", total_steps, minimum=0)
     for name, value in (("train_every", train_every), ("gradient_steps", gradient_steps),
@@ -169,9 +174,12 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
     if checkpoint is not None and checkpoint.exists():
         state = _load_checkpoint(checkpoint, agent, buffer, tracker)
         print(f"Resuming from {checkpoint} at step {state.step:,}.")
+    elif "env_steps" in tracker.keys:  # the tracker of an earlier (or interrupted) run: continue it
+        state.step = int(tracker.last("env_steps"))
+        state.train_seconds = tracker.last("train_seconds")
     eval_seed = None if seed is None else seed + 1_000_000  # evaluation episodes differ from training's
     env.action_space.seed(seed if state.step == 0 else None)
-    # A resumed run restarts its episode: an environment's state cannot be saved.
+    # A continued run starts a new episode: an environment's state cannot be saved.
     observation, _ = env.reset(seed=seed if seed is None or state.step == 0 else seed + state.step)
     episode_return, episode_length = 0.0, 0
     recent_returns: deque[float] = deque(tracker.history.get("return", [])[-10:], maxlen=10)
@@ -179,7 +187,7 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
     bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="training",
                file=sys.stdout, mininterval=1.0, unit="step")
     interrupted = False
-    clock = time.perf_counter()
+    clock = _Stopwatch(state)  # counts training time only: paused while evaluating or saving
     try:
         while state.step < total_steps:
             if state.step < learning_starts:
@@ -195,6 +203,7 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
                 tracker.log(state.step, **{"return": episode_return,
                                            "episode_length": episode_length})
                 recent_returns.append(episode_return)
+                agent.end_episode()
                 observation, _ = env.reset()
                 episode_return, episode_length = 0.0, 0
             else:
@@ -204,47 +213,48 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
                 for _ in range(gradient_steps):
                     update_metrics.append(agent.update(buffer.sample(batch_size)))
 
-            if eval_every and state.step % eval_every == 0:
-                state.train_seconds += time.perf_counter() - clock
-                returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
-                extra = on_evaluation(state.step) if on_evaluation is not None else {}
-                tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
-                            train_seconds=state.train_seconds, **extra)
-                if keep_best and returns.mean() > state.best_return:
-                    state.best_return, state.best_step = float(returns.mean()), state.step
-                    state.best_agent = copy.deepcopy(agent.state_dict())
-                clock = time.perf_counter()
-                if solved_at is not None and returns.mean() >= solved_at:
-                    break
-
             if state.step % log_every == 0:
-                now = time.perf_counter()
-                state.train_seconds += now - clock
-                clock = now
-                _log_updates(tracker, state, update_metrics, log_every)
+                _log_updates(tracker, state, clock, update_metrics)
                 update_metrics = []
-                bar.update(log_every)
+                bar.update(state.step - bar.n)
                 postfix = {"return": f"{np.mean(recent_returns):.1f}" if recent_returns else "-"}
                 if "eval_return" in tracker.keys:
                     postfix["eval"] = f"{tracker.last('eval_return'):.1f}"
                 bar.set_postfix(postfix, refresh=False)
 
+            if eval_every and state.step % eval_every == 0:
+                clock.pause()
+                returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
+                extra = on_evaluation(state.step) if on_evaluation is not None else {}
+                tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
+                            train_seconds=clock.read(), **extra)
+                if keep_best and returns.mean() > state.best_return:
+                    state.best_return, state.best_step = float(returns.mean()), state.step
+                    state.best_agent = copy.deepcopy(agent.state_dict())
+                clock.resume()
+                if solved_at is not None and returns.mean() >= solved_at:
+                    break
+
             if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
-                state.train_seconds += time.perf_counter() - clock
+                clock.pause()
                 _save_checkpoint(checkpoint, agent, buffer, tracker, state)
-                clock = time.perf_counter()
+                clock.resume()
             if live_plot_every and state.step % live_plot_every == 0:
                 tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        state.train_seconds += time.perf_counter() - clock
+        clock.pause()
         bar.n = state.step
         bar.close()
+    # The last row: the final partial interval's metrics, and where a continued run starts.
+    logged_here = "env_steps" in tracker.keys and tracker.last("env_steps") == state.step
+    if update_metrics or (state.step > 0 and not logged_here):
+        _log_updates(tracker, state, clock, update_metrics)
     if interrupted:
         where = f"; checkpoint written to {checkpoint}" if checkpoint is not None else ""
         print(f"\nInterrupted at step {state.step:,} of {total_steps:,}: the agent, the buffer "
-              f"and the tracker keep everything so far{where}.")
+              f"and the tracker keep everything so far (call again to continue){where}.")
     if checkpoint is not None:
         _save_checkpoint(checkpoint, agent, buffer, tracker, state)
     if keep_best and state.best_agent is not None and not interrupted:
@@ -268,9 +278,30 @@ class _OffPolicyState:
         self.best_agent: Optional[dict[str, Any]] = None
 
 
-def _log_updates(tracker: Tracker, state: _OffPolicyState, update_metrics: list[dict[str, Any]],
-                 log_every: int) -> None:
-    """Log the mean of each update metric since the last log, and the training speed."""
+class _Stopwatch:
+    """Adds the wall-clock time between ``resume`` and ``pause`` to ``state.train_seconds``."""
+
+    def __init__(self, state: "_OffPolicyState") -> None:
+        self.state = state
+        self.started: Optional[float] = time.perf_counter()
+
+    def pause(self) -> None:
+        if self.started is not None:  # pausing twice (an interrupt while paused) counts once
+            self.state.train_seconds += time.perf_counter() - self.started
+            self.started = None
+
+    def resume(self) -> None:
+        self.started = time.perf_counter()
+
+    def read(self) -> float:
+        """The training seconds so far, counting the current stretch."""
+        running = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.state.train_seconds + running
+
+
+def _log_updates(tracker: Tracker, state: _OffPolicyState, clock: _Stopwatch,
+                 update_metrics: list[dict[str, Any]]) -> None:
+    """Log the mean of each update metric since the last log, the step count and the speed."""
     means = {}
     for name in update_metrics[0] if update_metrics else ():
         # One conversion per metric per log: no `.item()` (a GPU sync) after every update.
@@ -279,8 +310,9 @@ def _log_updates(tracker: Tracker, state: _OffPolicyState, update_metrics: list[
             raise FloatingPointError(f"the agent's {name!r} became {value} at step {state.step:,}; "
                                      "lower the learning rate or check the targets")
         means[name] = value
-    tracker.log(state.step, train_seconds=state.train_seconds,
-                steps_per_second=state.step / max(state.train_seconds, 1e-9), **means)
+    seconds = clock.read()
+    tracker.log(state.step, env_steps=state.step, train_seconds=seconds,
+                steps_per_second=state.step / max(seconds, 1e-9), **means)
 
 
 def _save_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer, tracker: Tracker,

@@ -99,9 +99,20 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     if len(target_parameters) != len(source_parameters):
         raise ValueError("polyak_update: target and source have different architectures "
                          f"({len(target_parameters)} vs {len(source_parameters)} parameter tensors)")
+    target_buffers, source_buffers = list(target.buffers()), list(source.buffers())
+    if len(target_buffers) != len(source_buffers):
+        raise ValueError("polyak_update: target and source have different architectures "
+                         f"({len(target_buffers)} vs {len(source_buffers)} buffers)")
+    # In-place lerp_ and copy_ would broadcast a smaller source tensor silently: compare shapes.
+    for i, (t, s) in enumerate(zip(target_parameters + target_buffers,
+                                   source_parameters + source_buffers)):
+        if t.shape != s.shape:
+            kind = "parameter" if i < len(target_parameters) else "buffer"
+            raise ValueError("polyak_update: target and source have different architectures "
+                             f"({kind} {i}: shape {tuple(t.shape)} vs {tuple(s.shape)})")
     for target_parameter, source_parameter in zip(target_parameters, source_parameters):
         target_parameter.lerp_(source_parameter, tau)  # θ' + τ (θ − θ')
-    for target_buffer, source_buffer in zip(target.buffers(), source.buffers()):
+    for target_buffer, source_buffer in zip(target_buffers, source_buffers):
         target_buffer.copy_(source_buffer)
 
 
@@ -113,4 +124,10 @@ def make_adam(parameters, learning_rate: float,
     of RL, whose updates are dominated by per-operation overhead, it halves the optimiser's time.
     """
     device = torch.device(device) if device is not None else get_device()
-    return torch.optim.Adam(parameters, lr=learning_rate, fused=device.type in ("cpu", "cuda"))
+    parameters = list(parameters)  # an iterator would be used up by a first, failed attempt
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+        except RuntimeError:  # torch < 2.4 has no fused Adam on the CPU: the plain one then
+            pass
+    return torch.optim.Adam(parameters, lr=learning_rate)

@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.nn: MLPConfig, build_mlp, make_activation, from_numpy, to_numpy."""
+"""Unit tests of course_utils.nn: build_mlp and its parts, from/to_numpy, polyak, make_adam."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from course_utils.device import get_device
-from course_utils.nn import ACTIVATIONS, MLPConfig, build_mlp, from_numpy, make_activation, to_numpy
+from course_utils.nn import (ACTIVATIONS, MLPConfig, build_mlp, from_numpy, make_activation,
+                             make_adam, polyak_update, to_numpy)
 
 
 def linears(net: nn.Sequential) -> list[nn.Linear]:
@@ -245,3 +246,173 @@ def test_to_numpy_returns_a_copy():
     weights = to_numpy(layer.weight)
     weights[:] = 0.0
     assert not torch.all(layer.weight == 0)
+
+
+# ------------------------------------------------------------------------------- polyak_update
+
+
+def twin_nets(seed_target=0, seed_source=1):
+    """Two nets of one architecture with different weights, and a batch-norm buffer each."""
+    def net(seed):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+
+    target, source = net(seed_target), net(seed_source)
+    source.train()(torch.randn(8, 3))  # moves the source's running statistics off their init
+    return target, source
+
+
+def snapshot(module):
+    return {name: t.detach().clone() for name, t in module.state_dict().items()}
+
+
+def test_polyak_tau_one_copies_the_source():
+    target, source = twin_nets()
+    polyak_update(target, source, 1.0)
+    for name, value in target.state_dict().items():
+        assert torch.equal(value, source.state_dict()[name]), name
+
+
+def test_polyak_tau_zero_keeps_parameters_and_copies_buffers():
+    target, source = twin_nets()
+    before = snapshot(target)
+    polyak_update(target, source, 0.0)
+    for name, parameter in target.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+    for name, buffer in target.named_buffers():
+        assert torch.equal(buffer, source.state_dict()[name]), name
+        if buffer.is_floating_point():
+            assert not torch.equal(buffer, before[name]), name
+
+
+def test_polyak_mixes_with_the_exact_formula():
+    target, source = twin_nets()
+    before = snapshot(target)
+    source_values = snapshot(source)
+    polyak_update(target, source, 0.3)
+    for name, parameter in target.named_parameters():
+        expected = 0.3 * source_values[name] + 0.7 * before[name]
+        torch.testing.assert_close(parameter.detach(), expected, rtol=0, atol=1e-6)
+        if not torch.equal(before[name], source_values[name]):  # batch norm's initial 1s and 0s
+            assert not torch.equal(parameter, before[name]), name
+    # The source is untouched.
+    for name, value in source.state_dict().items():
+        assert torch.equal(value, source_values[name]), name
+
+
+def test_polyak_is_in_place_and_builds_no_graph():
+    target, source = twin_nets()
+    parameters = list(target.parameters())
+    data_pointers = [p.data_ptr() for p in parameters]
+    optimizer = torch.optim.SGD(target.parameters(), lr=0.1)  # holds the same tensor objects
+    polyak_update(target, source, 0.5)
+    assert all(a is b for a, b in zip(target.parameters(), parameters))
+    assert [p.data_ptr() for p in target.parameters()] == data_pointers
+    assert all(p is q for p, q in zip(optimizer.param_groups[0]["params"], target.parameters()))
+    assert all(p.grad is None and p.grad_fn is None for p in target.parameters())
+    assert all(p.requires_grad for p in target.parameters())
+
+
+def test_polyak_repeated_updates_converge_to_the_source():
+    target, source = twin_nets()
+    for _ in range(200):
+        polyak_update(target, source, 0.1)
+    for parameter, source_parameter in zip(target.parameters(), source.parameters()):
+        torch.testing.assert_close(parameter, source_parameter, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("source", [
+    nn.Sequential(nn.Linear(3, 4)),                        # fewer parameter tensors
+    nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 3)),       # same count, other shapes
+    nn.Sequential(nn.Linear(3, 1), nn.Linear(1, 1)),       # shapes that would broadcast
+])
+def test_polyak_architecture_mismatch(source):
+    torch.manual_seed(0)
+    target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    before = snapshot(target)
+    with pytest.raises(ValueError, match="different architectures"):
+        polyak_update(target, source, 0.5)
+    for name, value in target.state_dict().items():
+        assert torch.equal(value, before[name]), name  # nothing written before the error
+
+
+def test_polyak_buffer_mismatch():
+    target = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False))
+    source = nn.Sequential(nn.Linear(3, 4), nn.Identity())
+    with pytest.raises(ValueError, match="different architectures"):
+        polyak_update(target, source, 0.5)
+
+
+@pytest.mark.parametrize("tau", [-0.1, 1.5, float("nan")])
+def test_polyak_tau_out_of_range(tau):
+    target, source = twin_nets()
+    with pytest.raises(ValueError, match=r"tau must be in \[0, 1\]"):
+        polyak_update(target, source, tau)
+
+
+# ------------------------------------------------------------------------------- make_adam
+
+
+def test_make_adam_is_adam_with_the_learning_rate_and_trains():
+    torch.manual_seed(0)
+    net = nn.Linear(3, 1)
+    optimizer = make_adam(net.parameters(), 0.05, device="cpu")  # a generator of parameters
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.param_groups[0]["lr"] == 0.05
+    assert [id(p) for p in optimizer.param_groups[0]["params"]] == [id(p) for p in net.parameters()]
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3
+    losses = []
+    for _ in range(300):
+        loss = ((net(x).squeeze(1) - y) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 1e-3 * losses[0]
+
+
+def test_make_adam_matches_plain_adam():
+    torch.manual_seed(0)
+    a = nn.Linear(4, 2)
+    b = nn.Linear(4, 2)
+    b.load_state_dict(a.state_dict())
+    fused, plain = make_adam(a.parameters(), 0.01, device="cpu"), torch.optim.Adam(b.parameters(),
+                                                                                     lr=0.01)
+    x = torch.randn(16, 4)
+    for _ in range(5):
+        for net, optimizer in ((a, fused), (b, plain)):
+            optimizer.zero_grad()
+            net(x).pow(2).sum().backward()
+            optimizer.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_make_adam_default_device_and_other_devices(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    optimizer = make_adam(nn.Linear(2, 2).parameters(), 1e-3)
+    assert optimizer.param_groups[0]["lr"] == 1e-3
+    # No fused kernel on MPS: plain Adam (the CPU parameters here do not matter for the choice).
+    optimizer = make_adam(nn.Linear(2, 2).parameters(), 1e-3, device="mps")
+    assert not optimizer.param_groups[0]["fused"]
+
+
+def test_make_adam_falls_back_where_fused_adam_is_missing(monkeypatch):
+    """torch < 2.4 refuses fused=True for CPU parameters with a RuntimeError."""
+    original = torch.optim.Adam
+    calls = []
+
+    def old_adam(params, lr, fused=None, **kwargs):
+        params = list(params)
+        calls.append((len(params), fused))
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point "
+                               "Tensors of supported devices: ['cuda']")
+        return original(params, lr=lr, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "Adam", old_adam)
+    net = nn.Linear(2, 3)
+    optimizer = make_adam(net.parameters(), 0.1, device="cpu")
+    assert calls == [(2, True), (2, None)]  # the second try still sees both parameters
+    assert len(optimizer.param_groups[0]["params"]) == 2

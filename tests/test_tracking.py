@@ -361,3 +361,62 @@ def test_save_empty_tracker(tmp_path):
     Tracker("empty").save(tmp_path / "empty.csv")
     loaded = Tracker.load(tmp_path / "empty.csv")
     assert loaded.name == "empty" and len(loaded) == 0 and loaded.keys == []
+
+
+# ------------------------------------------------------------------------------- state_dict
+
+
+def assert_same_history(loaded, tracker):
+    assert loaded.name == tracker.name and loaded.x_label == tracker.x_label
+    assert len(loaded) == len(tracker)
+    assert loaded.keys == tracker.keys
+    for key in tracker.keys:
+        assert loaded.steps(key) == tracker.steps(key)
+        np.testing.assert_array_equal(loaded.history[key], tracker.history[key])
+
+
+def test_state_dict_round_trip():
+    tracker = make_tracker()
+    tracker.x_label = "environment steps"
+    tracker.log(7, loss=float("nan"), entropy=float("-inf"), ret=-0.0)
+    state = tracker.state_dict()
+    assert state["name"] == "ppo" and state["x_label"] == "environment steps"
+    assert state["rows"][0] == (0, {"loss": 1.0, "ret": 2.5})
+    loaded = Tracker()
+    loaded.load_state_dict(state)
+    assert_same_history(loaded, tracker)
+    assert math.copysign(1.0, loaded.last("ret")) == -1.0
+    assert loaded.steps("entropy") == [7]
+    # The loaded tracker goes on logging like the original.
+    loaded.log(8, loss=0.125)
+    assert loaded.history["loss"][-1] == 0.125 and loaded.steps("loss")[-2:] == [7, 8]
+
+
+def test_state_dict_is_a_snapshot_and_load_replaces():
+    tracker = make_tracker()
+    state = tracker.state_dict()
+    tracker.log(3, loss=9.0)
+    assert len(state["rows"]) == 3
+    state["rows"][0][1]["loss"] = 100.0  # editing the state does not edit the tracker
+    assert tracker.history["loss"][0] == 1.0
+    other = Tracker("other", x_label="episodes")
+    other.log(50, reward=1.0)
+    other.load_state_dict(make_tracker().state_dict())
+    assert_same_history(other, make_tracker())
+    assert "reward" not in other.keys
+
+
+def test_state_dict_survives_torch_save_weights_only(tmp_path):
+    tracker = make_tracker()
+    path = tmp_path / "tracker.pt"
+    torch.save(tracker.state_dict(), path)
+    loaded = Tracker()
+    loaded.load_state_dict(torch.load(path, weights_only=True))  # plain Python data only
+    assert_same_history(loaded, tracker)
+
+
+def test_state_dict_of_an_empty_tracker():
+    loaded = Tracker("x")
+    loaded.log(0, a=1.0)
+    loaded.load_state_dict(Tracker("empty").state_dict())
+    assert len(loaded) == 0 and loaded.keys == [] and loaded.name == "empty"

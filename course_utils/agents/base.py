@@ -58,6 +58,9 @@ class OffPolicyAgent(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned."""
 
+    def end_episode(self) -> None:
+        """Called by the loop when an episode ends (e.g. to reset temporally correlated noise)."""
+
 
 class RandomPolicy(Policy):
     """Uniformly random actions from an action space; ignores the observation."""

@@ -110,6 +110,10 @@ class DQNAgent(OffPolicyAgent):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ValueError(f"action_space: DQN needs a Discrete action space, got {action_space}; "
                              "for continuous actions use DDPG, TD3 or SAC")
+        if not (isinstance(observation_space, gym.spaces.Box)
+                and len(observation_space.shape) == 1):
+            raise ValueError(f"observation_space must be a one-dimensional Box, got "
+                             f"{observation_space}; one-hot encode Discrete observations first")
         if loss not in ("huber", "mse"):
             raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
         if not 0.0 < tau <= 1.0:

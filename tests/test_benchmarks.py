@@ -1,0 +1,51 @@
+"""benchmarks/solve.py prints the protocol's JSON line; compare.py summarises seeds correctly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import compare  # noqa: E402
+import protocol  # noqa: E402
+
+
+def test_solve_prints_one_json_line_with_the_protocol_fields():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), "dqn", "CartPole-v1", "--seed", "3",
+         "--budget", "1200", "--eval-every", "600"],
+        capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert {"algo", "env", "seed", "solved", "env_steps", "seconds", "score"} <= set(result)
+    assert (result["algo"], result["env"], result["seed"]) == ("dqn", "CartPole-v1", 3)
+    # 1,200 steps are far too few to balance the pole for 475 steps.
+    assert result["solved"] is False and result["env_steps"] == 1200
+    assert 0 < result["seconds"] and 8 <= result["score"] < 475
+
+
+def test_solve_refuses_an_unknown_task():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), "dqn", "MountainCar-v0"],
+        capture_output=True, text=True, timeout=60)
+    assert completed.returncode != 0 and "MountainCar-v0" in completed.stderr
+
+
+def test_protocol_targets_are_the_registered_thresholds():
+    assert protocol.task("CartPole-v1").target == 475
+    assert protocol.task("LunarLander-v3").target == 200
+    assert protocol.task("Pendulum-v1").eval_every == 1_000
+    with pytest.raises(SystemExit, match="unknown task"):
+        protocol.task("Breakout-v5")
+
+
+def test_median_cell_takes_medians_and_counts_solved_runs():
+    results = [{"env_steps": 10_000, "seconds": 9.0, "solved": True},
+               {"env_steps": 30_000, "seconds": 40.0, "solved": False},
+               {"env_steps": 20_000, "seconds": 12.5, "solved": True}]
+    assert compare.median_cell(results) == "20,000 steps, 12 s (2/3 solved)"
