@@ -73,6 +73,7 @@ class DDPGAgent(OffPolicyAgent):
         twin_critics: learn two critics and use their minimum in the target (TD3).
         policy_delay: update actor and targets once every this many critic updates (TD3: 2).
         target_noise, target_noise_clip: target policy smoothing σ and c (TD3: 0.2, 0.5; 0: off).
+        target_smoothing: ``(next_actions, noise_std, noise_clip, generator) -> next_actions``.
         critic_target: ``(rewards, next_q_target, terminated, gamma) -> (B,)`` for DDPG; with
             twin critics ``(rewards, next_q1, next_q2, terminated, gamma) -> (B,)``.
         actor_loss: ``q_values (B,) -> scalar``.
@@ -85,6 +86,7 @@ class DDPGAgent(OffPolicyAgent):
                  exploration: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  twin_critics: bool = False, policy_delay: int = 1, target_noise: float = 0.0,
                  target_noise_clip: float = 0.5,
+                 target_smoothing: Callable[..., torch.Tensor] = td3_target_actions,
                  critic_target: Optional[Callable[..., torch.Tensor]] = None,
                  actor_loss: Callable[[torch.Tensor], torch.Tensor] = ddpg_actor_loss,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
@@ -99,6 +101,7 @@ class DDPGAgent(OffPolicyAgent):
         self.gamma, self.tau = gamma, tau
         self.policy_delay = check_int("policy_delay", policy_delay)
         self.target_noise, self.target_noise_clip = target_noise, target_noise_clip
+        self.target_smoothing = target_smoothing
         self.twin_critics = twin_critics
         self.critic_target = critic_target or (td3_critic_target if twin_critics
                                                else ddpg_critic_target)
@@ -131,8 +134,8 @@ class DDPGAgent(OffPolicyAgent):
         with torch.no_grad():
             next_actions = self.actor_target(batch.next_observations)
             if self.target_noise > 0:
-                next_actions = td3_target_actions(next_actions, self.target_noise,
-                                                  self.target_noise_clip, self.generator)
+                next_actions = self.target_smoothing(next_actions, self.target_noise,
+                                                     self.target_noise_clip, self.generator)
             next_q = [critic(batch.next_observations, next_actions)
                       for critic in self.critics_target]
             targets = self.critic_target(batch.rewards, *next_q, terminated, self.gamma)
