@@ -3,9 +3,9 @@
     pip install stable-baselines3==2.9.2      # in its own virtual environment
     python benchmarks/sb3_peer.py dqn CartPole-v1 --seed 0
 
-Hyperparameters are rl-zoo3 2.9.2's (hyperparams/dqn.yml). The zoo's ε schedule is a fraction of
-its ``n_timesteps``; it is converted to the same number of steps whatever the budget, so a longer
-budget does not stretch exploration. Evaluation follows ``protocol.py``: same period, episodes,
+Hyperparameters are rl-zoo3 2.9.2's (hyperparams/<algo>.yml). DQN's ε schedule is a fraction of
+the zoo's ``n_timesteps``; it is converted to the same number of steps whatever the budget, so a
+longer budget does not stretch exploration. Evaluation follows ``protocol.py``: same period, episodes,
 seeds and target as ``solve.py``, with its time excluded from ``seconds``.
 """
 
@@ -17,12 +17,20 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DQN
+from stable_baselines3 import DDPG, DQN, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import NormalActionNoise
 
 from protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, result_line, task
 
-# rl-zoo3 2.9.2, hyperparams/dqn.yml.
+ALGORITHMS = {"dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG}
+# rl-zoo3 2.9.2's hyperparams/td3.yml and ddpg.yml, Pendulum-v1 (the same for both).
+_ZOO_PENDULUM_TD3_DDPG = dict(n_timesteps=20_000, gamma=0.98, buffer_size=200_000,
+                              learning_starts=10_000, noise_type="normal", noise_std=0.1,
+                              gradient_steps=1, train_freq=1, learning_rate=1e-3,
+                              net_arch=[400, 300])
+# rl-zoo3 2.9.2, hyperparams/<algo>.yml.
 ZOO = {
     "dqn": {
         "CartPole-v1": dict(n_timesteps=50_000, learning_rate=2.3e-3, batch_size=64,
@@ -36,6 +44,9 @@ ZOO = {
                                exploration_fraction=0.12, exploration_final_eps=0.1,
                                net_arch=[256, 256]),
     },
+    "sac": {"Pendulum-v1": dict(n_timesteps=20_000, learning_rate=1e-3)},
+    "td3": {"Pendulum-v1": _ZOO_PENDULUM_TD3_DDPG},
+    "ddpg": {"Pendulum-v1": _ZOO_PENDULUM_TD3_DDPG},
 }
 
 
@@ -68,6 +79,23 @@ class ProtocolEvaluation(BaseCallback):
         return np.mean(returns) < self.target  # False stops training
 
 
+def make_model(algo: str, env: gym.Env, env_id: str, seed: int, budget: int) -> BaseAlgorithm:
+    """The Stable-Baselines3 model with the zoo's hyperparameters for ``env_id``."""
+    if env_id not in ZOO[algo]:
+        raise SystemExit(f"no zoo settings for {algo} on {env_id!r}; known: {sorted(ZOO[algo])}")
+    zoo = dict(ZOO[algo][env_id])
+    n_timesteps = zoo.pop("n_timesteps")
+    if "net_arch" in zoo:
+        zoo["policy_kwargs"] = dict(net_arch=zoo.pop("net_arch"))
+    if "exploration_fraction" in zoo:  # the same ε schedule in steps, whatever the budget
+        zoo["exploration_fraction"] = zoo["exploration_fraction"] * n_timesteps / budget
+    if zoo.pop("noise_type", None) == "normal":
+        n_actions = env.action_space.shape[0]
+        zoo["action_noise"] = NormalActionNoise(np.zeros(n_actions),
+                                                zoo.pop("noise_std") * np.ones(n_actions))
+    return ALGORITHMS[algo]("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("algo", choices=sorted(ZOO))
@@ -81,13 +109,8 @@ def main() -> None:
     eval_every = args.eval_every or protocol.eval_every
     budget = args.budget or protocol.budget
     torch.set_num_threads(args.threads)
-    zoo = dict(ZOO[args.algo][args.env_id])
-    exploration_steps = zoo.pop("exploration_fraction") * zoo.pop("n_timesteps")
-    net_arch = zoo.pop("net_arch")
     env = gym.make(args.env_id)
-    model = DQN("MlpPolicy", env, exploration_fraction=exploration_steps / budget,
-                policy_kwargs=dict(net_arch=net_arch), seed=args.seed, device="cpu", verbose=0,
-                **zoo)
+    model = make_model(args.algo, env, args.env_id, args.seed, budget)
     callback = ProtocolEvaluation(args.env_id, args.seed, eval_every, protocol.target)
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)

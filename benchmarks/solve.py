@@ -11,7 +11,6 @@ hyperparameters below are the course's own, chosen for time-to-solve.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -22,56 +21,87 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
+from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
+from course_utils.agents.sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 from course_utils.loops import train_off_policy  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
-# The course's hyperparameters per algorithm and task.
-DQN_SETTINGS: dict[str, dict[str, Any]] = {
-    "CartPole-v1": dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
-                        tau=0.005, target_update_every=1, buffer=50_000, batch_size=64,
-                        learning_starts=1_000, train_every=1, gradient_steps=1),
-    "LunarLander-v3": dict(size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05,
-                           tau=0.01, target_update_every=1, buffer=100_000, batch_size=128,
-                           learning_starts=1_000, train_every=4, gradient_steps=1),
+
+def make_dqn(env: gym.Env, size: int, learning_rate: float, epsilon_steps: int,
+             epsilon_end: float, tau: float, target_update_every: int, device: torch.device,
+             seed: int) -> DQNAgent:
+    """DQN with the Double DQN target and an MLP of two hidden layers of ``size``."""
+    n_inputs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
+    return DQNAgent(env.observation_space, env.action_space,
+                    network=MLPConfig(n_inputs, n_actions, 2, size, "relu"),
+                    learning_rate=learning_rate,
+                    epsilon=linear_schedule(1.0, epsilon_end, epsilon_steps),
+                    td_target=double_dqn_target, tau=tau,
+                    target_update_every=target_update_every, device=device, seed=seed)
+
+
+def make_ddpg(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> DDPGAgent:
+    return DDPGAgent(env.observation_space, env.action_space, device=device, seed=seed,
+                     **settings)
+
+
+def make_td3(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> TD3Agent:
+    return TD3Agent(env.observation_space, env.action_space, device=device, seed=seed, **settings)
+
+
+def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> SACAgent:
+    return SACAgent(env.observation_space, env.action_space, device=device, seed=seed,
+                    **settings)
+
+
+MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
+                                         "sac": make_sac}
+
+# The course's settings per algorithm and task, chosen for time-to-solve: the agent's
+# arguments, the replay capacity, and the loop's arguments.
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "dqn": {
+        "CartPole-v1": dict(
+            agent=dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
+                       tau=0.005, target_update_every=1),
+            buffer=50_000, loop=dict(batch_size=64, learning_starts=1_000, train_every=1)),
+        "LunarLander-v3": dict(
+            agent=dict(size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05,
+                       tau=0.01, target_update_every=1),
+            buffer=100_000, loop=dict(batch_size=128, learning_starts=1_000, train_every=4)),
+    },
+    "ddpg": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
+                                 loop=dict(batch_size=128, learning_starts=1_000))},
+    "td3": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
+                                loop=dict(batch_size=128, learning_starts=1_000))},
+    "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
+                                loop=dict(batch_size=128, learning_starts=1_000))},
 }
 
 
-def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: float,
-              device: torch.device) -> tuple[bool, int, float, float]:
-    """Train DQN (Double DQN target) until solved; ``(solved, env_steps, seconds, score)``."""
-    settings = DQN_SETTINGS.get(env_id)
+def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, target: float,
+          device: torch.device) -> tuple[bool, int, float, float]:
+    """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score)``."""
+    settings = SETTINGS[algo].get(env_id)
     if settings is None:
-        raise SystemExit(f"dqn has no settings for {env_id!r}; it knows {sorted(DQN_SETTINGS)}")
+        raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     env, eval_env = gym.make(env_id), gym.make(env_id)
-    n_inputs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    agent = DQNAgent(env.observation_space, env.action_space,
-                     network=MLPConfig(n_inputs, n_actions, 2, settings["size"], "relu"),
-                     learning_rate=settings["learning_rate"],
-                     epsilon=linear_schedule(1.0, settings["epsilon_end"], settings["epsilon_steps"]),
-                     td_target=double_dqn_target, tau=settings["tau"],
-                     target_update_every=settings["target_update_every"], device=device, seed=seed)
+    agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
-    tracker = train_off_policy(env, agent, buffer, budget, seed=seed,
-                               learning_starts=settings["learning_starts"],
-                               train_every=settings["train_every"],
-                               gradient_steps=settings["gradient_steps"],
-                               batch_size=settings["batch_size"], eval_env=eval_env,
-                               eval_every=eval_every, solved_at=target, progress=False)
+    tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
+                               eval_every=eval_every, solved_at=target, progress=False,
+                               **settings["loop"])
     score = tracker.last("eval_return")
-    at = tracker.steps("eval_return")[-1]
-    return score >= target, at, tracker.last("train_seconds"), score
-
-
-SOLVERS: dict[str, Callable[..., tuple[bool, int, float, float]]] = {"dqn": solve_dqn}
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("algo", choices=sorted(SOLVERS))
+    parser.add_argument("algo", choices=sorted(SETTINGS))
     parser.add_argument("env_id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=None,
@@ -85,8 +115,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = get_device() if args.device == "auto" else torch.device(args.device)
     set_seed(args.seed)
-    solved, env_steps, seconds, score = SOLVERS[args.algo](
-        args.env_id, args.seed, args.eval_every or protocol.eval_every,
+    solved, env_steps, seconds, score = solve(
+        args.algo, args.env_id, args.seed, args.eval_every or protocol.eval_every,
         args.budget or protocol.budget, protocol.target, device)
     print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
                       device=str(device), threads=args.threads))
