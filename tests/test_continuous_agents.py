@@ -14,7 +14,7 @@ from torch.distributions.transforms import TanhTransform
 from course_utils.agents.continuous import (ActionScaler, GaussianNoise, OrnsteinUhlenbeckNoise,
                                             check_box_action_space)
 from course_utils.agents.ddpg import (DDPGAgent, TD3Agent, ddpg_actor_loss, ddpg_critic_target,
-                                      td3_critic_target, td3_target_actions)
+                                      td3_critic_target, td3_target, td3_target_actions)
 from course_utils.agents.sac import (SACAgent, sac_critic_target, tanh_log_prob_correction,
                                      temperature_loss)
 from course_utils.buffers import ReplayBuffer
@@ -179,6 +179,31 @@ def test_a_students_critic_target_trains_the_agent():
     agent = DDPGAgent(OBS, BOX, size=16, critic_target=my_target, device=CPU, seed=0)
     agent.update(filled_buffer().sample(32))
     assert calls == [torch.Size([32])]
+
+
+def test_a_students_whole_td3_target_trains_the_agent_like_the_separate_pieces():
+    """``td3_target`` (one function: smoothing and clipped double Q) gives the same update as
+    ``target_smoothing`` followed by ``critic_target``."""
+    calls = []
+
+    def my_td3_target(*args):
+        calls.append(len(args))
+        return td3_target(*args)
+
+    batch = filled_buffer().sample(32)
+    pieces = TD3Agent(OBS, BOX, size=16, device=CPU, seed=0)
+    whole = TD3Agent(OBS, BOX, size=16, td3_target=my_td3_target, device=CPU, seed=0)
+    for _ in range(2):
+        pieces.update(batch)
+        whole.update(batch)
+    assert calls == [10, 10]
+    for a, b in zip(pieces.critics.parameters(), whole.critics.parameters()):
+        assert torch.allclose(a, b)
+
+
+def test_td3_target_needs_twin_critics():
+    with pytest.raises(ValueError, match="td3_target needs twin_critics=True"):
+        DDPGAgent(OBS, BOX, size=16, td3_target=td3_target, device=CPU)
 
 
 @pytest.mark.parametrize("make", [lambda: DDPGAgent(OBS, BOX, size=32, device=CPU, seed=0),

@@ -32,3 +32,15 @@ def test_a_function_that_returns_nothing_fails(check, capsys):
     with pytest.raises(AssertionError):
         check(lambda *args, **kwargs: None)
     assert "✓" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)
+def test_a_bug_that_raises_is_shown_as_itself(check, capsys):
+    """A bug that raises (here a TypeError) propagates unchanged: the check does not disguise it
+    as a wrong answer."""
+    def typo(*args, **kwargs):
+        return [0.0] + "1"
+
+    with pytest.raises(TypeError):
+        check(typo)
+    assert "✓" not in capsys.readouterr().out

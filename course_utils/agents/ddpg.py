@@ -58,6 +58,22 @@ def td3_critic_target(rewards: torch.Tensor, next_q1_target: torch.Tensor,
     return rewards + gamma * (1.0 - terminated) * torch.minimum(next_q1_target, next_q2_target)
 
 
+def td3_target(rewards: torch.Tensor, next_observations: torch.Tensor, terminated: torch.Tensor,
+               gamma: float, actor_target: nn.Module, critic1_target: nn.Module,
+               critic2_target: nn.Module, noise_std: float, noise_clip: float,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """TD3's whole target: target policy smoothing, then clipped double Q, shape ``(B,)``.
+
+    ``ã = clip(μ'(s') + clip(ε, −c, c), −1, 1)`` with ``ε ~ N(0, σ²)``, then
+    ``y = r + γ (1 − terminated) min(Q1'(s', ã), Q2'(s', ã))``: both target critics judge the
+    same smoothed action.
+    """
+    next_actions = td3_target_actions(actor_target(next_observations), noise_std, noise_clip,
+                                      generator)
+    return td3_critic_target(rewards, critic1_target(next_observations, next_actions),
+                             critic2_target(next_observations, next_actions), terminated, gamma)
+
+
 class DDPGAgent(OffPolicyAgent):
     """DDPG, or TD3 with ``twin_critics=True, policy_delay=2, target_noise=0.2``.
 
@@ -77,6 +93,10 @@ class DDPGAgent(OffPolicyAgent):
         critic_target: ``(rewards, next_q_target, terminated, gamma) -> (B,)`` for DDPG; with
             twin critics ``(rewards, next_q1, next_q2, terminated, gamma) -> (B,)``.
         actor_loss: ``q_values (B,) -> scalar``.
+        td3_target: the whole TD3 target in one function (``td3_target``'s signature: rewards,
+            next observations, terminated, γ, the target actor, the two target critics, σ, c and
+            the noise generator); when given it replaces ``target_smoothing`` and
+            ``critic_target``. Needs ``twin_critics``; ``target_noise=0`` turns smoothing off.
         device, seed: where the networks live; seeds initialisation and noise.
     """
 
@@ -89,8 +109,12 @@ class DDPGAgent(OffPolicyAgent):
                  target_smoothing: Callable[..., torch.Tensor] = td3_target_actions,
                  critic_target: Optional[Callable[..., torch.Tensor]] = None,
                  actor_loss: Callable[[torch.Tensor], torch.Tensor] = ddpg_actor_loss,
+                 td3_target: Optional[Callable[..., torch.Tensor]] = None,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
         check_box_action_space(action_space, "DDPG/TD3")
+        if td3_target is not None and not twin_critics:
+            raise ValueError("td3_target needs twin_critics=True (it takes the minimum of two "
+                             "target critics); for one critic pass critic_target instead")
         self.device = torch.device(device) if device is not None else get_device()
         if seed is not None:
             torch.manual_seed(seed)
@@ -106,6 +130,7 @@ class DDPGAgent(OffPolicyAgent):
         self.critic_target = critic_target or (td3_critic_target if twin_critics
                                                else ddpg_critic_target)
         self.actor_loss = actor_loss
+        self.td3_target = td3_target
         self.scaler = ActionScaler(action_space, self.device)
         self.actor = DeterministicActor(n_inputs, n_actions, n_layers, size, self.device)
         self.critics = nn.ModuleList(QCritic(n_inputs, n_actions, n_layers, size, self.device)
@@ -132,13 +157,19 @@ class DDPGAgent(OffPolicyAgent):
         actions = self.scaler.to_unit(batch.actions)
         terminated = batch.terminated.float()
         with torch.no_grad():
-            next_actions = self.actor_target(batch.next_observations)
-            if self.target_noise > 0:
-                next_actions = self.target_smoothing(next_actions, self.target_noise,
-                                                     self.target_noise_clip, self.generator)
-            next_q = [critic(batch.next_observations, next_actions)
-                      for critic in self.critics_target]
-            targets = self.critic_target(batch.rewards, *next_q, terminated, self.gamma)
+            if self.td3_target is not None:
+                targets = self.td3_target(batch.rewards, batch.next_observations, terminated,
+                                          self.gamma, self.actor_target, *self.critics_target,
+                                          self.target_noise, self.target_noise_clip,
+                                          self.generator)
+            else:
+                next_actions = self.actor_target(batch.next_observations)
+                if self.target_noise > 0:
+                    next_actions = self.target_smoothing(next_actions, self.target_noise,
+                                                         self.target_noise_clip, self.generator)
+                next_q = [critic(batch.next_observations, next_actions)
+                          for critic in self.critics_target]
+                targets = self.critic_target(batch.rewards, *next_q, terminated, self.gamma)
         q_values = [critic(batch.observations, actions) for critic in self.critics]
         critic_loss = sum(F.mse_loss(q, targets) for q in q_values)
         self.critic_optimizer.zero_grad(set_to_none=True)

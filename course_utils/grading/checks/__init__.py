@@ -6,6 +6,20 @@ from course_utils.grading.checks.bandits import (
     check_incremental_update,
     check_ucb_select,
 )
+from course_utils.grading.checks.continuous_control import (
+    check_ddpg_actor_loss,
+    check_ddpg_critic_target,
+    check_sac_critic_target,
+    check_tanh_log_prob_correction,
+    check_td3_target,
+    check_temperature_loss,
+)
+from course_utils.grading.checks.dqn import (
+    check_double_dqn_target,
+    check_dqn_target,
+    check_linear_epsilon,
+    check_polyak_update,
+)
 from course_utils.grading.checks.dynamic_programming import (
     check_greedy_policy,
     check_policy_evaluation,
@@ -28,20 +42,30 @@ from course_utils.grading.checks.policy_gradient import (
 
 __all__ = [
     "check_baseline_advantage",
+    "check_ddpg_actor_loss",
+    "check_ddpg_critic_target",
     "check_discounted_reward_to_go",
+    "check_double_dqn_target",
     "check_double_q_update",
+    "check_dqn_target",
     "check_epsilon_greedy",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
     "check_gradient_bandit_update",
     "check_greedy_policy",
     "check_incremental_update",
+    "check_linear_epsilon",
     "check_policy_evaluation",
+    "check_polyak_update",
     "check_q_learning_update",
     "check_reward_to_go",
+    "check_sac_critic_target",
     "check_sarsa_update",
     "check_surrogate_loss",
+    "check_tanh_log_prob_correction",
     "check_td0_update",
+    "check_td3_target",
+    "check_temperature_loss",
     "check_ucb_select",
     "check_value_iteration",
 ]

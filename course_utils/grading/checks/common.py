@@ -93,6 +93,16 @@ def expect_unchanged(function: str, argument: str, before: np.ndarray, after: np
                              f"array (e.g. start from {argument}.copy()).")
 
 
+def expect_tensors_unchanged(function: str, inputs: dict[str, torch.Tensor],
+                             copies: dict[str, torch.Tensor]) -> None:
+    """The student's ``function`` left each tensor of ``inputs`` (argument name → tensor) as it
+    was; ``copies`` holds clones taken before the call."""
+    for argument, tensor in inputs.items():
+        if not torch.equal(tensor, copies[argument]):
+            raise AssertionError(f"{function} modified its input {argument} in place; compute a "
+                                 "new tensor (the replayed batch must stay as it was sampled).")
+
+
 def passed(name: str, n_cases: int) -> None:
     print(f"✓ {name}: all {n_cases} tests passed.")
 
