@@ -5,7 +5,9 @@
 
 Hyperparameters are rl-zoo3 2.9.2's (hyperparams/<algo>.yml). DQN's ε schedule is a fraction of
 the zoo's ``n_timesteps``; it is converted to the same number of steps whatever the budget, so a
-longer budget does not stretch exploration. Evaluation follows ``protocol.py``: same period, episodes,
+longer budget does not stretch exploration; likewise the zoo's linear schedules (``lin_<x>``,
+PPO's and A2C's learning rate and clip range) reach 0 at the zoo's ``n_timesteps``. PPO and A2C
+run on the zoo's ``n_envs`` environments (``make_vec_env``). Evaluation follows ``protocol.py``: same period, episodes,
 seeds and target as ``solve.py``, with its time excluded from ``seconds``.
 """
 
@@ -17,14 +19,15 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3 import DDPG, DQN, SAC, TD3
+from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.noise import NormalActionNoise
 
 from protocol import EVAL_EPISODES, EVAL_SEED_OFFSET, result_line, task
 
-ALGORITHMS = {"dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG}
+ALGORITHMS = {"dqn": DQN, "sac": SAC, "td3": TD3, "ddpg": DDPG, "ppo": PPO, "a2c": A2C}
 # rl-zoo3 2.9.2's hyperparams/td3.yml and ddpg.yml, Pendulum-v1 (the same for both).
 _ZOO_PENDULUM_TD3_DDPG = dict(n_timesteps=20_000, gamma=0.98, buffer_size=200_000,
                               learning_starts=10_000, noise_type="normal", noise_std=0.1,
@@ -47,6 +50,23 @@ ZOO = {
     "sac": {"Pendulum-v1": dict(n_timesteps=20_000, learning_rate=1e-3)},
     "td3": {"Pendulum-v1": _ZOO_PENDULUM_TD3_DDPG},
     "ddpg": {"Pendulum-v1": _ZOO_PENDULUM_TD3_DDPG},
+    # On-policy: n_envs environments; "lin_<x>" is the zoo's linear decay from x to 0 over the
+    # run (SB3's progress_remaining goes from 1 to 0 over total_timesteps, i.e. the budget).
+    "ppo": {
+        "CartPole-v1": dict(n_timesteps=100_000, n_envs=8, n_steps=32, batch_size=256,
+                            gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
+                            learning_rate="lin_0.001", clip_range="lin_0.2"),
+        "LunarLander-v3": dict(n_timesteps=1_000_000, n_envs=16, n_steps=1024, batch_size=64,
+                               gae_lambda=0.98, gamma=0.999, n_epochs=4, ent_coef=0.01),
+        "Pendulum-v1": dict(n_timesteps=100_000, n_envs=4, n_steps=1024, gae_lambda=0.95,
+                            gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3,
+                            clip_range=0.2, use_sde=True, sde_sample_freq=4),
+    },
+    "a2c": {
+        "CartPole-v1": dict(n_timesteps=500_000, n_envs=8, ent_coef=0.0),
+        "LunarLander-v3": dict(n_timesteps=200_000, n_envs=8, gamma=0.995, n_steps=5,
+                               learning_rate="lin_0.00083", ent_coef=0.00001),
+    },
 }
 
 
@@ -61,7 +81,9 @@ class ProtocolEvaluation(BaseCallback):
         self.history: list[tuple[int, float]] = []
 
     def _on_step(self) -> bool:
-        if self.num_timesteps % self.eval_every:
+        # With N environments the step count grows N at a time: evaluate at the first step on
+        # or past each multiple of eval_every (with one environment, exactly at the multiples).
+        if self.num_timesteps // self.eval_every <= len(self.history):
             return True
         start = time.perf_counter()
         returns = []
@@ -79,12 +101,24 @@ class ProtocolEvaluation(BaseCallback):
         return np.mean(returns) < self.target  # False stops training
 
 
-def make_model(algo: str, env: gym.Env, env_id: str, seed: int, budget: int) -> BaseAlgorithm:
+def linear(initial: float, n_timesteps: int, budget: int):
+    """The zoo's ``lin_<x>``: from x to 0 over the zoo's ``n_timesteps``, whatever the budget
+    (SB3's ``progress_remaining`` goes from 1 to 0 over the budget), then 0."""
+    return lambda progress_remaining: initial * max(
+        0.0, 1.0 - (1.0 - progress_remaining) * budget / n_timesteps)
+
+
+def make_model(algo: str, env_id: str, seed: int, budget: int) -> BaseAlgorithm:
     """The Stable-Baselines3 model with the zoo's hyperparameters for ``env_id``."""
     if env_id not in ZOO[algo]:
         raise SystemExit(f"no zoo settings for {algo} on {env_id!r}; known: {sorted(ZOO[algo])}")
     zoo = dict(ZOO[algo][env_id])
     n_timesteps = zoo.pop("n_timesteps")
+    n_envs = zoo.pop("n_envs", None)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed) if n_envs else gym.make(env_id)
+    for name, value in zoo.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            zoo[name] = linear(float(value[len("lin_"):]), n_timesteps, budget)
     if "net_arch" in zoo:
         zoo["policy_kwargs"] = dict(net_arch=zoo.pop("net_arch"))
     if "exploration_fraction" in zoo:  # the same ε schedule in steps, whatever the budget
@@ -109,8 +143,7 @@ def main() -> None:
     eval_every = args.eval_every or protocol.eval_every
     budget = args.budget or protocol.budget
     torch.set_num_threads(args.threads)
-    env = gym.make(args.env_id)
-    model = make_model(args.algo, env, args.env_id, args.seed, budget)
+    model = make_model(args.algo, args.env_id, args.seed, budget)
     callback = ProtocolEvaluation(args.env_id, args.seed, eval_every, protocol.target)
     start = time.perf_counter()
     model.learn(total_timesteps=budget, callback=callback)

@@ -21,12 +21,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
+from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
 from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
 from course_utils.agents.sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.loops import train_off_policy  # noqa: E402
+from course_utils.envs.vector import make_vector_env  # noqa: E402
+from course_utils.loops import train_off_policy, train_on_policy  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
@@ -58,11 +60,23 @@ def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
+def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> A2CAgent:
+    return A2CAgent(env.observation_space, env.action_space, device=device, seed=seed,
+                    **settings)
+
+
+def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> PPOAgent:
+    return PPOAgent(env.observation_space, env.action_space, device=device, seed=seed,
+                    **settings)
+
+
 MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
-                                         "sac": make_sac}
+                                         "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo}
+ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
-# arguments, the replay capacity, and the loop's arguments.
+# arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
+# normalize_reward), and the loop's arguments.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "dqn": {
         "CartPole-v1": dict(
@@ -80,6 +94,25 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                 loop=dict(batch_size=128, learning_starts=1_000))},
     "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
                                 loop=dict(batch_size=128, learning_starts=1_000))},
+    "a2c": {
+        "CartPole-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
+                                       value_coef=0.5, entropy_coef=0.0),
+                            envs=dict(n_envs=8), loop=dict(n_steps=5)),
+        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
+                                          entropy_coef=1e-5),
+                               envs=dict(n_envs=8), loop=dict(n_steps=5)),
+    },
+    "ppo": {
+        "CartPole-v1": dict(agent=dict(learning_rate=2.5e-3, gamma=0.98, gae_lambda=0.8,
+                                       n_epochs=10, batch_size=256),
+                            envs=dict(n_envs=8), loop=dict(n_steps=32)),
+        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.999, gae_lambda=0.98,
+                                          n_epochs=4, batch_size=64, entropy_coef=0.01),
+                               envs=dict(n_envs=16), loop=dict(n_steps=1024)),
+        "Pendulum-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.95,
+                                       n_epochs=10, batch_size=64, normalize_observations=True),
+                            envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
+    },
 }
 
 
@@ -91,10 +124,16 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
-    buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
-    tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
-                               eval_every=eval_every, solved_at=target, progress=False,
-                               **settings["loop"])
+    if algo in ON_POLICY:
+        envs = make_vector_env(env_id, seed=seed, gamma=agent.gamma, **settings["envs"])
+        tracker = train_on_policy(envs, agent, budget, seed=seed, eval_env=eval_env,
+                                  eval_every=eval_every, solved_at=target, progress=False,
+                                  **settings["loop"])
+    else:
+        buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
+        tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
+                                   eval_every=eval_every, solved_at=target, progress=False,
+                                   **settings["loop"])
     score = tracker.last("eval_return")
     return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score
 

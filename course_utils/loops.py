@@ -3,11 +3,13 @@
 * ``train_agent``: on-policy (notebook 05): sample a batch of episodes, one update, repeat.
 * ``train_off_policy``: off-policy (DQN, DDPG, TD3, SAC): every environment step goes into a
   replay buffer; every few steps the agent takes gradient steps on replayed batches.
+* ``train_on_policy``: on-policy with N environments (A2C, PPO): a rollout of T steps of each,
+  GAE advantages, one update, repeat.
 
 A loop shows a progress bar with the current average return, can refresh a live plot in the
 notebook, and can be interrupted (Kernel → Interrupt, or Ctrl-C) without losing anything: the
 agent keeps what it learned and the Tracker keeps the history up to the interruption.
-``train_off_policy`` also writes checkpoints and resumes from them.
+``train_off_policy`` and ``train_on_policy`` also write checkpoints and resume from them.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import torch
 from tqdm import tqdm
 
 from course_utils.agents.base import Agent, OffPolicyAgent
-from course_utils.buffers import ReplayBuffer
+from course_utils.buffers import ReplayBuffer, RolloutBuffer
 from course_utils.tracking import Tracker
-from course_utils.trajectory import sample_trajectories, sample_trajectory
+from course_utils.trajectory import env_action, sample_trajectories, sample_trajectory
 from course_utils.validation import check_int
 
 
@@ -169,15 +171,9 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
     if (solved_at is not None or keep_best) and not eval_every:
         raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
     tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
-    state = _OffPolicyState()
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if checkpoint is not None and checkpoint.exists():
-        state = _load_checkpoint(checkpoint, agent, buffer, tracker)
-        print(f"Resuming from {checkpoint} at step {state.step:,}.")
-    elif "env_steps" in tracker.keys:  # the tracker of an earlier (or interrupted) run: continue it
-        state.step = int(tracker.last("env_steps"))
-        state.train_seconds = tracker.last("train_seconds")
-    eval_seed = None if seed is None else seed + 1_000_000  # evaluation episodes differ from training's
+    state = _start_run(checkpoint, agent, buffer, tracker)
+    eval_seed = _eval_seed(seed)
     env.action_space.seed(seed if state.step == 0 else None)
     # A continued run starts a new episode: an environment's state cannot be saved.
     observation, _ = env.reset(seed=seed if seed is None or state.step == 0 else seed + state.step)
@@ -216,23 +212,12 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
             if state.step % log_every == 0:
                 _log_updates(tracker, state, clock, update_metrics)
                 update_metrics = []
-                bar.update(state.step - bar.n)
-                postfix = {"return": f"{np.mean(recent_returns):.1f}" if recent_returns else "-"}
-                if "eval_return" in tracker.keys:
-                    postfix["eval"] = f"{tracker.last('eval_return'):.1f}"
-                bar.set_postfix(postfix, refresh=False)
+                _show_progress(bar, state, tracker, recent_returns)
 
             if eval_every and state.step % eval_every == 0:
-                clock.pause()
-                returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
-                extra = on_evaluation(state.step) if on_evaluation is not None else {}
-                tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
-                            train_seconds=clock.read(), **extra)
-                if keep_best and returns.mean() > state.best_return:
-                    state.best_return, state.best_step = float(returns.mean()), state.step
-                    state.best_agent = copy.deepcopy(agent.state_dict())
-                clock.resume()
-                if solved_at is not None and returns.mean() >= solved_at:
+                mean_return = _evaluate_and_log(eval_env, agent, eval_episodes, eval_seed, tracker,
+                                                state, clock, keep_best, on_evaluation)
+                if solved_at is not None and mean_return >= solved_at:
                     break
 
             if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
@@ -247,28 +232,162 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
         clock.pause()
         bar.n = state.step
         bar.close()
-    # The last row: the final partial interval's metrics, and where a continued run starts.
-    logged_here = "env_steps" in tracker.keys and tracker.last("env_steps") == state.step
-    if update_metrics or (state.step > 0 and not logged_here):
-        _log_updates(tracker, state, clock, update_metrics)
-    if interrupted:
-        where = f"; checkpoint written to {checkpoint}" if checkpoint is not None else ""
-        print(f"\nInterrupted at step {state.step:,} of {total_steps:,}: the agent, the buffer "
-              f"and the tracker keep everything so far (call again to continue){where}.")
-    if checkpoint is not None:
-        _save_checkpoint(checkpoint, agent, buffer, tracker, state)
-    if keep_best and state.best_agent is not None and not interrupted:
-        agent.load_state_dict(state.best_agent)
-        print(f"Restored the agent of step {state.best_step:,}, the best evaluation "
-              f"({state.best_return:.1f}).")
-    if live_plot_every:
-        tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
-        tracker.finish_live_plot()
+    _finish_run(agent, buffer, tracker, state, clock, update_metrics, interrupted, total_steps,
+                checkpoint, keep_best, live_plot_every, live_plot_keys)
     return tracker
 
 
-class _OffPolicyState:
-    """The counters of an off-policy run that a checkpoint must restore."""
+def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_steps: int,
+                    *, tracker: Optional[Tracker] = None, seed: Optional[int] = None,
+                    eval_env: Optional[gym.Env] = None, eval_every: int = 0,
+                    eval_episodes: int = 10, solved_at: Optional[float] = None,
+                    keep_best: bool = False,
+                    on_evaluation: Optional[Callable[[int], dict[str, float]]] = None,
+                    checkpoint: Optional[Union[str, Path]] = None, checkpoint_every: int = 0,
+                    progress: bool = True, live_plot_every: int = 0,
+                    live_plot_keys: Sequence[str] = ("return", "eval_return")) -> Tracker:
+    """On-policy training (A2C, PPO) on N environments for ``total_steps`` environment steps.
+
+    Each iteration collects a rollout of ``n_steps`` steps of all N environments (``n_steps·N``
+    samples, stored ``(T, N, ...)`` in a ``RolloutBuffer`` on ``agent.device``), computes GAE
+    advantages with the agent's ``gamma`` and ``gae_lambda``, and calls ``agent.update(rollout)``.
+    Where an episode was truncated (a time limit, not a terminal state), ``V(final observation)``
+    is computed for those environments in one batched pass and bootstraps that step.
+
+    Args:
+        envs: a gymnasium ``VectorEnv`` with same-step autoreset (``make_vector_env`` builds
+            one); its episode returns are read from ``RecordEpisodeStatistics`` (added if absent).
+        agent: ``A2CAgent`` or ``PPOAgent`` (``policy.act``, ``policy.value``, ``update``,
+            ``gamma``, ``gae_lambda``, ``device``, ``state_dict``, ``load_state_dict``).
+        total_steps: train until this many environment steps (all N environments together).
+        n_steps: T, the steps per environment in one rollout.
+        tracker, seed: as in ``train_off_policy`` (``seed`` seeds the first reset, env i with
+            ``seed + i``, and the minibatch shuffling).
+        eval_env, eval_every, eval_episodes, solved_at, keep_best, on_evaluation: after the first
+            update past each multiple of ``eval_every`` steps, ``eval_episodes`` episodes of the
+            greedy policy on ``eval_env`` (a single environment, the same seeds each time), with
+            the training clock paused; as in ``train_off_policy``.
+        checkpoint, checkpoint_every: agent, tracker and counters, written after the first
+            update past each multiple of ``checkpoint_every`` steps (0: only at the end) and on
+            interruption; an existing file is resumed from. A rollout in progress is not saved.
+        progress, live_plot_every, live_plot_keys: progress bar with the mean return of the
+            last episodes; live plot after the first update past each multiple of that many
+            steps (0: none).
+
+    Logged: ``return`` and ``episode_length`` per finished episode; after each update
+    ``env_steps``, ``train_seconds``, ``steps_per_second`` and the update's metrics; and
+    ``eval_return``, ``eval_return_std`` per evaluation. Interrupting (KeyboardInterrupt) keeps
+    the agent and the tracker; passing them again continues the run.
+    """
+    total_steps = check_int("total_steps", total_steps, minimum=0)
+    n_steps = check_int("n_steps", n_steps)
+    eval_episodes = check_int("eval_episodes", eval_episodes)
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
+                        ("live_plot_every", live_plot_every)):
+        check_int(name, value, minimum=0)
+    if not isinstance(envs, gym.vector.VectorEnv):
+        raise ValueError(f"envs must be a gymnasium VectorEnv (see make_vector_env), got {envs!r}")
+    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
+        raise ValueError("envs must autoreset in the same step (autoreset_mode=SAME_STEP), so "
+                         "that a truncated episode's final observation can bootstrap; got "
+                         f"{envs.metadata.get('autoreset_mode')}; build them with make_vector_env")
+    if eval_every and eval_env is None:
+        raise ValueError("eval_every > 0 needs an eval_env (a separate environment to evaluate on)")
+    if (solved_at is not None or keep_best) and not eval_every:
+        raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
+    if not _has_wrapper(envs, gym.wrappers.vector.RecordEpisodeStatistics):
+        envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    n_envs, device = envs.num_envs, agent.device
+    tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    state = _start_run(checkpoint, agent, None, tracker)
+    eval_seed = _eval_seed(seed)
+    rollout = RolloutBuffer.for_env(envs, n_steps, device=device, seed=seed)
+    # A continued run starts new episodes: an environment's state cannot be saved.
+    observations, _ = envs.reset(seed=seed if seed is None or state.step == 0 else seed + state.step)
+    recent_returns: deque[float] = deque(tracker.history.get("return", [])[-20:], maxlen=20)
+    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="training",
+               file=sys.stdout, mininterval=1.0, unit="step")
+    interrupted = False
+    clock = _Stopwatch(state)  # counts training time only: paused while evaluating or saving
+    try:
+        while state.step < total_steps:
+            rollout.reset()
+            for _ in range(n_steps):
+                observations = torch.as_tensor(observations, dtype=torch.float32, device=device)
+                actions, log_probs, values = agent.policy.act(observations)
+                # The sampled action is stored (its log-probability is exact); the environment
+                # receives it clipped to the Box.
+                next_observations, rewards, terminated, truncated, infos = envs.step(
+                    env_action(actions, envs.action_space))
+                bootstrap_values = None
+                truncated_only = truncated & ~terminated
+                if truncated_only.any():  # NumPy flags: no device synchronisation here
+                    # Same-step autoreset: next_observations already holds the next episode's
+                    # first observation; the episode's true last one is in infos["final_obs"].
+                    index = np.flatnonzero(truncated_only)
+                    final = np.stack(infos["final_obs"][index])
+                    bootstrap_values = torch.zeros(n_envs, device=device)
+                    with torch.no_grad():
+                        bootstrap_values[torch.as_tensor(index, device=device)] = \
+                            agent.policy.value(final)
+                rollout.add(observations, actions, log_probs, rewards, values, terminated,
+                            truncated, bootstrap_values)
+                state.step += n_envs
+                observations = next_observations
+                if "_episode" in infos:
+                    for i in np.flatnonzero(infos["_episode"]):
+                        episode_return = float(infos["episode"]["r"][i])
+                        tracker.log(state.step, **{"return": episode_return,
+                                                   "episode_length": int(infos["episode"]["l"][i])})
+                        recent_returns.append(episode_return)
+            with torch.no_grad():
+                last_values = agent.policy.value(observations)
+            rollout.compute_advantages(last_values, agent.gamma, agent.gae_lambda)
+            metrics = agent.update(rollout)
+            _log_updates(tracker, state, clock, [metrics])
+            _show_progress(bar, state, tracker, recent_returns)
+            steps_before = state.step - n_steps * n_envs
+
+            if eval_every and _crossed(steps_before, state.step, eval_every):
+                mean_return = _evaluate_and_log(eval_env, agent, eval_episodes, eval_seed, tracker,
+                                                state, clock, keep_best, on_evaluation)
+                if solved_at is not None and mean_return >= solved_at:
+                    break
+            if checkpoint is not None and checkpoint_every and \
+                    _crossed(steps_before, state.step, checkpoint_every):
+                clock.pause()
+                _save_checkpoint(checkpoint, agent, None, tracker, state)
+                clock.resume()
+            if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
+                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        clock.pause()
+        bar.n = state.step
+        bar.close()
+    _finish_run(agent, None, tracker, state, clock, [], interrupted, total_steps, checkpoint,
+                keep_best, live_plot_every, live_plot_keys)
+    return tracker
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, after]``: a rollout steps N at a time."""
+    return after // every > before // every
+
+
+def _has_wrapper(env: Any, wrapper_type: type) -> bool:
+    """Whether ``wrapper_type`` is among the wrappers around a (vector) environment."""
+    while env is not None:
+        if isinstance(env, wrapper_type):
+            return True
+        env = getattr(env, "env", None)
+    return False
+
+
+class _RunState:
+    """The counters of a training run that a checkpoint must restore."""
 
     def __init__(self) -> None:
         self.step = 0
@@ -281,7 +400,7 @@ class _OffPolicyState:
 class _Stopwatch:
     """Adds the wall-clock time between ``resume`` and ``pause`` to ``state.train_seconds``."""
 
-    def __init__(self, state: "_OffPolicyState") -> None:
+    def __init__(self, state: "_RunState") -> None:
         self.state = state
         self.started: Optional[float] = time.perf_counter()
 
@@ -299,7 +418,7 @@ class _Stopwatch:
         return self.state.train_seconds + running
 
 
-def _log_updates(tracker: Tracker, state: _OffPolicyState, clock: _Stopwatch,
+def _log_updates(tracker: Tracker, state: _RunState, clock: _Stopwatch,
                  update_metrics: list[dict[str, Any]]) -> None:
     """Log the mean of each update metric since the last log, the step count and the speed."""
     means = {}
@@ -315,11 +434,85 @@ def _log_updates(tracker: Tracker, state: _OffPolicyState, clock: _Stopwatch,
                 steps_per_second=state.step / max(seconds, 1e-9), **means)
 
 
-def _save_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer, tracker: Tracker,
-                     state: _OffPolicyState) -> None:
-    """Write everything a run needs to resume; a temporary file first, so a crash leaves the old one."""
+def _eval_seed(seed: Optional[int]) -> Optional[int]:
+    """The first seed of the evaluation episodes: the same every evaluation, unlike training's."""
+    return None if seed is None else seed + 1_000_000
+
+
+def _start_run(checkpoint: Optional[Path], agent: Any, buffer: Optional[ReplayBuffer],
+               tracker: Tracker) -> _RunState:
+    """The counters a run starts from: a checkpoint's (restoring agent, buffer and tracker from
+    it), those of the tracker of an earlier or interrupted run, or zero."""
+    state = _RunState()
+    if checkpoint is not None and checkpoint.exists():
+        state = _load_checkpoint(checkpoint, agent, buffer, tracker)
+        print(f"Resuming from {checkpoint} at step {state.step:,}.")
+    elif "env_steps" in tracker.keys:  # the tracker of an earlier (or interrupted) run: continue it
+        state.step = int(tracker.last("env_steps"))
+        state.train_seconds = tracker.last("train_seconds")
+    return state
+
+
+def _show_progress(bar: tqdm, state: _RunState, tracker: Tracker, recent_returns: deque) -> None:
+    """Move the bar to the current step and show the recent training and evaluation returns."""
+    bar.update(state.step - bar.n)
+    postfix = {"return": f"{np.mean(recent_returns):.1f}" if recent_returns else "-"}
+    if "eval_return" in tracker.keys:
+        postfix["eval"] = f"{tracker.last('eval_return'):.1f}"
+    bar.set_postfix(postfix, refresh=False)
+
+
+def _evaluate_and_log(eval_env: gym.Env, agent: Any, eval_episodes: int,
+                      eval_seed: Optional[int], tracker: Tracker, state: _RunState,
+                      clock: _Stopwatch, keep_best: bool,
+                      on_evaluation: Optional[Callable[[int], dict[str, float]]]) -> float:
+    """Evaluate the greedy policy (training clock paused), log it, remember the best agent;
+    returns the mean evaluation return."""
+    clock.pause()
+    returns = evaluate(eval_env, agent.policy, eval_episodes, seed=eval_seed)
+    extra = on_evaluation(state.step) if on_evaluation is not None else {}
+    tracker.log(state.step, eval_return=returns.mean(), eval_return_std=returns.std(),
+                train_seconds=clock.read(), **extra)
+    if keep_best and returns.mean() > state.best_return:
+        state.best_return, state.best_step = float(returns.mean()), state.step
+        state.best_agent = copy.deepcopy(agent.state_dict())
+    clock.resume()
+    return float(returns.mean())
+
+
+def _finish_run(agent: Any, buffer: Optional[ReplayBuffer], tracker: Tracker, state: _RunState,
+                clock: _Stopwatch, update_metrics: list[dict[str, Any]], interrupted: bool,
+                total_steps: int, checkpoint: Optional[Path], keep_best: bool,
+                live_plot_every: int, live_plot_keys: Sequence[str]) -> None:
+    """After the loop: the last row, the interruption message, the checkpoint, ``keep_best``'s
+    restore and the final plot."""
+    # The last row: the final partial interval's metrics, and where a continued run starts.
+    logged_here = "env_steps" in tracker.keys and tracker.last("env_steps") == state.step
+    if update_metrics or (state.step > 0 and not logged_here):
+        _log_updates(tracker, state, clock, update_metrics)
+    if interrupted:
+        where = f"; checkpoint written to {checkpoint}" if checkpoint is not None else ""
+        kept = "the agent, the buffer" if buffer is not None else "the agent"
+        print(f"\nInterrupted at step {state.step:,} of {total_steps:,}: {kept} and the tracker "
+              f"keep everything so far (call again to continue){where}.")
+    if checkpoint is not None:
+        _save_checkpoint(checkpoint, agent, buffer, tracker, state)
+    if keep_best and state.best_agent is not None and not interrupted:
+        agent.load_state_dict(state.best_agent)
+        print(f"Restored the agent of step {state.best_step:,}, the best evaluation "
+              f"({state.best_return:.1f}).")
+    if live_plot_every:
+        tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+        tracker.finish_live_plot()
+
+
+def _save_checkpoint(path: Path, agent: Any, buffer: Optional[ReplayBuffer], tracker: Tracker,
+                     state: _RunState) -> None:
+    """Write everything a run needs to resume (an on-policy run has no ``buffer``: a rollout is
+    not kept across updates); a temporary file first, so a crash leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"agent": agent.state_dict(), "buffer": buffer.state_dict(),
+    payload = {"agent": agent.state_dict(),
+               "buffer": buffer.state_dict() if buffer is not None else None,
                "tracker": tracker.state_dict(), "state": vars(state).copy(),
                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                        "python": random.getstate()}}
@@ -328,16 +521,17 @@ def _save_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer, tr
     os.replace(temporary, path)
 
 
-def _load_checkpoint(path: Path, agent: OffPolicyAgent, buffer: ReplayBuffer,
-                     tracker: Tracker) -> _OffPolicyState:
+def _load_checkpoint(path: Path, agent: Any, buffer: Optional[ReplayBuffer],
+                     tracker: Tracker) -> _RunState:
     # weights_only=False: the file holds NumPy's and Python's generator states; it is our own file.
     payload = torch.load(path, weights_only=False)
     agent.load_state_dict(payload["agent"])
-    buffer.load_state_dict(payload["buffer"])
+    if buffer is not None:
+        buffer.load_state_dict(payload["buffer"])
     tracker.load_state_dict(payload["tracker"])
     torch.set_rng_state(payload["rng"]["torch"])
     np.random.set_state(payload["rng"]["numpy"])
     random.setstate(payload["rng"]["python"])
-    state = _OffPolicyState()
+    state = _RunState()
     vars(state).update(payload["state"])
     return state

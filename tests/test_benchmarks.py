@@ -49,3 +49,23 @@ def test_median_cell_takes_medians_and_counts_solved_runs():
                {"env_steps": 30_000, "seconds": 40.0, "solved": False},
                {"env_steps": 20_000, "seconds": 12.5, "solved": True}]
     assert compare.median_cell(results) == "20,000 steps, 12 s (2/3 solved)"
+
+
+@pytest.mark.parametrize("algo, env_id", [("a2c", "CartPole-v1"), ("ppo", "Pendulum-v1")])
+def test_on_policy_solve_runs_on_vector_envs_and_stops_at_the_budget(algo, env_id):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), algo, env_id, "--seed", "1",
+         "--budget", "600", "--eval-every", "300"],
+        capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["env"], result["seed"]) == (algo, env_id, 1)
+    # Rollouts of n_envs·n_steps samples: evaluated after the first update past 300 steps.
+    assert result["solved"] is False and 300 <= result["env_steps"]
+    assert result["seconds"] > 0 and result["score"] < protocol.task(env_id).target
+
+
+def test_every_algorithm_has_settings_for_the_issues_tasks():
+    import solve
+    assert set(solve.SETTINGS["ppo"]) == {"CartPole-v1", "LunarLander-v3", "Pendulum-v1"}
+    assert set(solve.SETTINGS["a2c"]) == {"CartPole-v1", "LunarLander-v3"}
+    assert set(solve.SETTINGS) == set(solve.MAKERS)

@@ -1,5 +1,11 @@
 """Exercise checks, one module per notebook; ``common`` holds what they share."""
 
+from course_utils.grading.checks.actor_critic import (
+    check_actor_critic_loss,
+    check_gae,
+    check_n_step_return,
+    check_td_error,
+)
 from course_utils.grading.checks.bandits import (
     check_epsilon_greedy,
     check_gradient_bandit_update,
@@ -39,9 +45,17 @@ from course_utils.grading.checks.policy_gradient import (
     check_reward_to_go,
     check_surrogate_loss,
 )
+from course_utils.grading.checks.ppo import (
+    check_approx_kl,
+    check_clipped_surrogate,
+    check_ppo_loss,
+)
 
 __all__ = [
+    "check_actor_critic_loss",
+    "check_approx_kl",
     "check_baseline_advantage",
+    "check_clipped_surrogate",
     "check_ddpg_actor_loss",
     "check_ddpg_critic_target",
     "check_discounted_reward_to_go",
@@ -51,12 +65,15 @@ __all__ = [
     "check_epsilon_greedy",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
+    "check_gae",
     "check_gradient_bandit_update",
     "check_greedy_policy",
     "check_incremental_update",
     "check_linear_epsilon",
+    "check_n_step_return",
     "check_policy_evaluation",
     "check_polyak_update",
+    "check_ppo_loss",
     "check_q_learning_update",
     "check_reward_to_go",
     "check_sac_critic_target",
@@ -65,6 +82,7 @@ __all__ = [
     "check_tanh_log_prob_correction",
     "check_td0_update",
     "check_td3_target",
+    "check_td_error",
     "check_temperature_loss",
     "check_ucb_select",
     "check_value_iteration",
