@@ -237,6 +237,82 @@ def test_target_kl_stops_the_epochs_early():
     assert agent.update(rollout_for(agent))["epochs"].item() == 10
 
 
+def full_ppo_loss(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
+                  value_coef, entropy_coef):
+    """A student's ``ppo_loss``: what PPOAgent computes from its parts without loss_fn."""
+    return (ppo_clip_loss(log_probs, old_log_probs, advantages, clip)
+            + value_coef * ((values - returns) ** 2).mean() - entropy_coef * entropy.mean())
+
+
+def test_ppo_loss_fn_trains_exactly_like_the_sum_of_the_parts():
+    settings = dict(n_epochs=2, batch_size=16, entropy_coef=0.01, device="cpu", seed=0)
+    default = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, **settings)
+    default.update(rollout_for(default))
+    students = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, loss_fn=full_ppo_loss,
+                        **settings)
+    before = parameters(students)
+    students.update(rollout_for(students))  # the same seeds: the same rollout and minibatches
+    assert not torch.equal(parameters(students), before)
+    torch.testing.assert_close(parameters(students), parameters(default))
+
+
+def test_ppo_minimises_what_loss_fn_returns():
+    calls = []
+
+    def critic_only(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
+                    value_coef, entropy_coef):
+        calls.append((len(log_probs), clip, value_coef, entropy_coef))
+        return ((values - returns) ** 2).mean()
+
+    agent = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, n_epochs=2,
+                     batch_size=16, clip=0.3, value_coef=0.7, entropy_coef=0.02,
+                     loss_fn=critic_only, device="cpu", seed=0)
+    actor_before = torch.cat([p.detach().flatten().clone() for p in agent.policy.actor.parameters()])
+    critic_before = torch.cat([p.detach().flatten().clone() for p in agent.policy.critic.parameters()])
+    metrics = agent.update(rollout_for(agent))
+    assert calls == [(16, 0.3, 0.7, 0.02)] * (2 * 4)  # every minibatch, with the agent's settings
+    # A loss without a policy term leaves the actor alone and trains the critic.
+    assert torch.equal(torch.cat([p.flatten() for p in agent.policy.actor.parameters()]),
+                       actor_before)
+    assert not torch.equal(torch.cat([p.flatten() for p in agent.policy.critic.parameters()]),
+                           critic_before)
+    assert metrics["loss"].item() == pytest.approx(metrics["value_loss"].item())
+
+
+def test_ppo_stops_early_on_a_students_kl_estimate():
+    calls = []
+
+    def constant_kl(value):
+        def kl(log_probs, old_log_probs):
+            calls.append(len(log_probs))
+            return torch.tensor(value)
+        return kl
+
+    agent = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, n_epochs=10,
+                     batch_size=16, target_kl=0.5, approx_kl_fn=constant_kl(1.0), device="cpu",
+                     seed=0)
+    metrics = agent.update(rollout_for(agent))
+    assert metrics["epochs"].item() == 1 and calls == [16] * 4
+    assert metrics["approx_kl"].item() == 1.0
+    agent.approx_kl_fn = constant_kl(0.1)
+    assert agent.update(rollout_for(agent))["epochs"].item() == 10
+
+
+def test_students_functions_that_return_no_scalar_are_refused_by_name():
+    with pytest.raises(ValueError, match="clip_value needs the rollout's values"):
+        PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, loss_fn=full_ppo_loss,
+                 clip_value=0.2, device="cpu")
+    agent = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, batch_size=32,
+                     loss_fn=lambda lp, old, adv, v, r, h, clip, cv, ce: -(lp * adv),
+                     device="cpu", seed=0)
+    with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
+        agent.update(rollout_for(agent))
+    agent = PPOAgent(CARTPOLE.observation_space, CARTPOLE.action_space, batch_size=32,
+                     approx_kl_fn=lambda lp, old: float((old - lp).mean()), device="cpu", seed=0)
+    with pytest.raises(ValueError, match="approx_kl_fn must return a scalar tensor"):
+        agent.update(rollout_for(agent))
+
+
 def test_learning_rate_anneals_linearly_over_environment_steps():
     agent = A2CAgent(CARTPOLE.observation_space, CARTPOLE.action_space, learning_rate=1e-3,
                      anneal_steps=80, device="cpu", seed=0)  # 4 rollouts of 20 samples

@@ -36,6 +36,11 @@ ActorCriticLoss = Callable[..., torch.Tensor]
 PPOLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[float]], torch.Tensor]
 # (values (B,), returns (B,), old_values (B,), clip or None) -> scalar
 ValueLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[float]], torch.Tensor]
+# (log_probs, old_log_probs, advantages, values, returns, entropy (all (B,)), clip, c_v, c_e)
+#   -> scalar: PPO's whole loss in one function
+PPOFullLoss = Callable[..., torch.Tensor]
+# (log_probs (B,), old_log_probs (B,)) -> scalar
+KLEstimate = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 # ------------------------------------------------------------------------------- losses
@@ -358,6 +363,11 @@ class PPOAgent(ActorCriticAgent):
             ablation).
         target_kl: stop the epochs once the approximate KL exceeds it (``None``: never).
         policy_loss, value_loss_fn: ``ppo_clip_loss`` and ``value_loss`` or a student's own.
+        loss_fn: a student's whole loss ``loss_fn(log_probs, old_log_probs, advantages, values,
+            returns, entropy, clip, value_coef, entropy_coef) -> scalar``, minimised instead of
+            ``policy_loss + c_v value_loss_fn − c_e entropy`` when given (those two then only
+            report their metrics). It sees no old values, so it excludes ``clip_value``.
+        approx_kl_fn: ``approx_kl`` or a student's own; its epoch mean decides the early stop.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int = 2,
@@ -368,12 +378,16 @@ class PPOAgent(ActorCriticAgent):
                  entropy_coef: float = 0.0, max_grad_norm: Optional[float] = 0.5,
                  normalize_advantages: bool = True, target_kl: Optional[float] = None,
                  policy_loss: PPOLoss = ppo_clip_loss, value_loss_fn: ValueLoss = value_loss,
+                 loss_fn: Optional[PPOFullLoss] = None, approx_kl_fn: KLEstimate = approx_kl,
                  anneal_steps: Optional[int] = None, initial_log_std: float = 0.0,
                  orthogonal_init: bool = True, normalize_observations: bool = False,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
         for name, value in (("clip", clip), ("clip_value", clip_value), ("target_kl", target_kl)):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None, got {value!r}")
+        if loss_fn is not None and clip_value is not None:
+            raise ValueError("clip_value needs the rollout's values, which loss_fn does not "
+                             "receive: pass clip_value=None with loss_fn (or use value_loss_fn)")
         super().__init__(observation_space, action_space, n_layers, size, activation,
                          learning_rate, gamma, gae_lambda, max_grad_norm, anneal_steps,
                          initial_log_std, orthogonal_init, normalize_observations, device, seed)
@@ -383,10 +397,12 @@ class PPOAgent(ActorCriticAgent):
         self.value_coef, self.entropy_coef = value_coef, entropy_coef
         self.normalize_advantages = normalize_advantages
         self.policy_loss, self.value_loss_fn = policy_loss, value_loss_fn
+        self.loss_fn, self.approx_kl_fn = loss_fn, approx_kl_fn
 
     def update(self, rollout: RolloutBuffer) -> dict[str, torch.Tensor]:
-        """Minibatch epochs on ``policy_loss + c_v value_loss − c_e entropy``; returns the means
-        over the minibatches of the last epoch run, and ``epochs`` (fewer if KL stopped them)."""
+        """Minibatch epochs on ``policy_loss + c_v value_loss − c_e entropy`` (or ``loss_fn``);
+        returns the means over the minibatches of the last epoch run, and ``epochs`` (fewer if
+        the approximate KL stopped them)."""
         learning_rate = self._start_update(rollout)
         epochs = 0
         for _ in range(self.n_epochs):
@@ -397,20 +413,32 @@ class PPOAgent(ActorCriticAgent):
                 advantages = batch.advantages
                 if self.normalize_advantages and len(batch) > 1:
                     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-                policy_loss = _checked_loss("policy_loss", self.policy_loss(
-                    log_probs, batch.log_probs, advantages, self.clip))
-                critic_loss = _checked_loss("value_loss_fn", self.value_loss_fn(
-                    values, batch.returns, batch.values, self.clip_value))
-                loss = policy_loss + self.value_coef * critic_loss - self.entropy_coef * entropy.mean()
+                if self.loss_fn is None:
+                    policy_loss = _checked_loss("policy_loss", self.policy_loss(
+                        log_probs, batch.log_probs, advantages, self.clip))
+                    critic_loss = _checked_loss("value_loss_fn", self.value_loss_fn(
+                        values, batch.returns, batch.values, self.clip_value))
+                    loss = policy_loss + self.value_coef * critic_loss \
+                        - self.entropy_coef * entropy.mean()
+                else:
+                    loss = _checked_loss("loss_fn", self.loss_fn(
+                        log_probs, batch.log_probs, advantages, values, batch.returns, entropy,
+                        self.clip, self.value_coef, self.entropy_coef))
+                    with torch.no_grad():  # the two parts, for the metrics only
+                        policy_loss = self.policy_loss(log_probs, batch.log_probs, advantages,
+                                                       self.clip)
+                        critic_loss = self.value_loss_fn(values, batch.returns, batch.values, None)
                 self._gradient_step(loss)
                 with torch.no_grad():
                     ratio = torch.exp(log_probs - batch.log_probs)
                     clipped = ((ratio - 1.0).abs() > self.clip).float().mean() \
                         if self.clip is not None else torch.zeros((), device=self.device)
+                    kl = _checked_loss("approx_kl_fn", self.approx_kl_fn(log_probs,
+                                                                         batch.log_probs))
                     epoch_metrics.append({
-                        "policy_loss": policy_loss.detach(), "value_loss": critic_loss.detach(),
-                        "entropy": entropy.mean().detach(),
-                        "approx_kl": approx_kl(log_probs, batch.log_probs), "clip_fraction": clipped})
+                        "loss": loss.detach(), "policy_loss": policy_loss.detach(),
+                        "value_loss": critic_loss.detach(), "entropy": entropy.mean().detach(),
+                        "approx_kl": kl, "clip_fraction": clipped})
             epochs += 1
             metrics = {name: torch.stack([m[name] for m in epoch_metrics]).mean()
                        for name in epoch_metrics[0]}
