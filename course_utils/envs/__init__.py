@@ -51,3 +51,17 @@ if RANDOM_WALK_ID not in gymnasium.registry:
     gymnasium.register(id=RANDOM_WALK_ID, entry_point="course_utils.envs.random_walk:RandomWalkEnv")
 if MAX_BIAS_ID not in gymnasium.registry:
     gymnasium.register(id=MAX_BIAS_ID, entry_point="course_utils.envs.max_bias:MaxBiasEnv")
+
+# Notebook 09: PushT (gym-pusht 0.1.8 on pymunk 7) and its goal-conditioned variant. Registered
+# by name only, so that importing course_utils.envs does not import pymunk and pygame; the
+# classes are in course_utils.envs.pusht.
+__all__ += ["GOAL_PUSHT_ID", "PUSHT_ID"]
+
+PUSHT_ID = "course_utils/PushT-v0"
+GOAL_PUSHT_ID = "course_utils/GoalPushT-v0"
+
+if PUSHT_ID not in gymnasium.registry:
+    gymnasium.register(id=PUSHT_ID, entry_point="course_utils.envs.pusht:PushTEnv", max_episode_steps=300)
+if GOAL_PUSHT_ID not in gymnasium.registry:
+    gymnasium.register(id=GOAL_PUSHT_ID, entry_point="course_utils.envs.pusht:GoalPushTEnv",
+                       max_episode_steps=300)
