@@ -65,3 +65,14 @@ if PUSHT_ID not in gymnasium.registry:
 if GOAL_PUSHT_ID not in gymnasium.registry:
     gymnasium.register(id=GOAL_PUSHT_ID, entry_point="course_utils.envs.pusht:GoalPushTEnv",
                        max_episode_steps=300)
+
+# Notebook 09: the bit-flipping task of Hindsight Experience Replay, with the goal interface of
+# gymnasium-robotics (its episode length is n_bits, so the environment truncates itself).
+from course_utils.envs.bitflip import BitFlipEnv  # noqa: E402
+
+__all__ += ["BITFLIP_ID", "BitFlipEnv"]
+
+BITFLIP_ID = "course_utils/BitFlip-v0"
+
+if BITFLIP_ID not in gymnasium.registry:
+    gymnasium.register(id=BITFLIP_ID, entry_point="course_utils.envs.bitflip:BitFlipEnv")
