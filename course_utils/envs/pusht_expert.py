@@ -54,14 +54,16 @@ def _push_menu() -> tuple[np.ndarray, np.ndarray]:
             directions.append(np.asarray(inward, float))
 
     # Faces, stopping 3 px short of corners (the pusher would slip off) and a pusher's radius
-    # short of the stem on the crossbar's underside (the pusher does not fit in the inner corner).
+    # and 4 px short of the inner corners between crossbar and stem (the pusher must fit there,
+    # and its way in must stay clear of the other face).
     face((-57, 0), (57, 0), (0, 1))  # outer edge of the crossbar, pushed towards the stem
     face((-60, 3), (-60, 27), (1, 0))  # the crossbar's ends
     face((60, 3), (60, 27), (-1, 0))
-    face((-57, 30), (-15 - AGENT_RADIUS, 30), (0, -1))  # the crossbar's underside
-    face((15 + AGENT_RADIUS, 30), (57, 30), (0, -1))
-    face((-15, 30 + AGENT_RADIUS), (-15, 117), (1, 0))  # the stem's sides
-    face((15, 30 + AGENT_RADIUS), (15, 117), (-1, 0))
+    inner = AGENT_RADIUS + 4
+    face((-57, 30), (-15 - inner, 30), (0, -1))  # the crossbar's underside
+    face((15 + inner, 30), (57, 30), (0, -1))
+    face((-15, 30 + inner), (-15, 117), (1, 0))  # the stem's sides
+    face((15, 30 + inner), (15, 117), (-1, 0))
     face((-12, 120), (12, 120), (0, -1))  # the stem's end
     # Convex corners, pushed along directions strictly inside their normal cone.
     corners = {(-60, 0): ((0, 1), (1, 0)), (60, 0): ((0, 1), (-1, 0)),
@@ -172,7 +174,10 @@ class PushTExpert:
         there = math.atan2(target[1] - cog[1], target[0] - cog[0])
         turn = _wrap(there - here)
         angle = here + math.copysign(min(abs(turn), 0.6 if radius > _ORBIT - 10 else 0.25), turn)
-        return cog + _ORBIT * np.array([math.cos(angle), math.sin(angle)])
+        waypoint = cog + _ORBIT * np.array([math.cos(angle), math.sin(angle)])
+        # On the circle and in the target's direction, yet blocked (a target deep in a corner
+        # of the T): go straight; the margins of the menu keep that way clear of the block.
+        return target if np.linalg.norm(waypoint - agent) < 2.0 else waypoint
 
 
 def evaluate_expert(seeds: range | list[int] = range(50), env_id: str = "course_utils/PushT-v0",
