@@ -1,0 +1,388 @@
+"""Unit tests of course_utils.envs.pusht: PushT (gym-pusht 0.1.8 on pymunk 7) and its goal-conditioned variant."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from gymnasium.utils.env_checker import check_env  # noqa: E402
+
+import course_utils.envs  # noqa: E402,F401  (registers the environments)
+from course_utils.envs import GOAL_PUSHT_ID, PUSHT_ID  # noqa: E402
+from course_utils.envs.pusht import (BLOCK_COG, BLOCK_MOMENT, DT, GOAL_POSE, K_P, K_V,  # noqa: E402
+                                     N_SUBSTEPS, T_AREA, GoalPushTEnv, PushTEnv, coverage,
+                                     coverage_reward, polygon_intersection_area, t_keypoints,
+                                     t_polygons)
+
+FAR_STATE = np.array([480.0, 480.0, 120.0, 120.0, 0.0])  # agent in a corner, block far from the goal
+
+
+def rasterised_coverage(pose: np.ndarray, goal_pose: np.ndarray, step: float = 0.5) -> float:
+    """Coverage estimated on a grid of points (cell centres of side ``step``) over the goal T's box."""
+    goal = t_polygons(goal_pose).reshape(-1, 2)
+    low, high = goal.min(axis=0), goal.max(axis=0)
+    xs = np.arange(low[0], high[0], step) + step / 2
+    ys = np.arange(low[1], high[1], step) + step / 2
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+
+    def inside_t(pose):
+        local = (points - pose[:2]) @ np.array([[np.cos(pose[2]), -np.sin(pose[2])],
+                                                 [np.sin(pose[2]), np.cos(pose[2])]])
+        bar = (np.abs(local[:, 0]) <= 60) & (local[:, 1] >= 0) & (local[:, 1] <= 30)
+        stem = (np.abs(local[:, 0]) <= 15) & (local[:, 1] > 30) & (local[:, 1] <= 120)
+        return bar | stem
+
+    return float((inside_t(np.asarray(pose)) & inside_t(np.asarray(goal_pose))).sum() * step**2 / T_AREA)
+
+
+# ------------------------------------------------------------------------------------- spaces
+def test_registered_with_time_limit_and_spaces():
+    env = gym.make(PUSHT_ID)
+    assert env.spec.max_episode_steps == 300
+    assert env.action_space == gym.spaces.Box(0.0, 512.0, shape=(2,), dtype=np.float32)
+    assert env.observation_space.shape == (5,) and env.observation_space.dtype == np.float64
+    np.testing.assert_allclose(env.observation_space.high, [512, 512, 512, 512, 2 * np.pi])
+    observation, info = env.reset(seed=0)
+    assert observation.shape == (5,) and env.observation_space.contains(observation)
+    goal_env = gym.make(GOAL_PUSHT_ID)
+    assert goal_env.spec.max_episode_steps == 300
+    assert set(goal_env.observation_space.spaces) == {"observation", "achieved_goal", "desired_goal"}
+    assert goal_env.observation_space["achieved_goal"].shape == (3,)
+
+
+@pytest.mark.parametrize("obs_type", ["state", "keypoints", "pixels"])
+def test_passes_gymnasium_checker(obs_type):
+    check_env(PushTEnv(obs_type=obs_type, render_mode="rgb_array", render_size=64), skip_render_check=True)
+
+
+def test_goal_env_passes_gymnasium_checker():
+    check_env(GoalPushTEnv(), skip_render_check=True)
+
+
+def test_keypoints_and_pixels_observations():
+    state = np.array([100.0, 400.0, 250.0, 200.0, 0.3])
+    env = PushTEnv(obs_type="keypoints")
+    keypoints, _ = env.reset(options={"reset_to_state": state})
+    assert keypoints.shape == (18,)
+    np.testing.assert_allclose(keypoints[:16], t_keypoints(state[2:]).ravel())
+    np.testing.assert_allclose(keypoints[16:], state[:2])
+    corners = keypoints[:16].reshape(8, 2)
+    # The diagram of gym-pusht: 0-1 the crossbar's outer edge (120), 1-2 its end (30), 6-7 the stem's end (30).
+    assert np.linalg.norm(corners[1] - corners[0]) == pytest.approx(120)
+    assert np.linalg.norm(corners[2] - corners[1]) == pytest.approx(30)
+    assert np.linalg.norm(corners[6] - corners[7]) == pytest.approx(30)
+    env = PushTEnv(obs_type="pixels", observation_width=64, observation_height=48)
+    observation, _ = env.reset(options={"reset_to_state": state})
+    assert observation["pixels"].shape == (48, 64, 3) and observation["pixels"].dtype == np.uint8
+    np.testing.assert_allclose(observation["agent_pos"], state[:2])
+    default, _ = PushTEnv(obs_type="pixels").reset(seed=0)
+    assert default["pixels"].shape == (96, 96, 3)
+
+
+# ----------------------------------------------------------------------------------- dynamics
+def test_reset_is_deterministic_with_a_seed():
+    env = PushTEnv()
+    first, _ = env.reset(seed=3)
+    actions = np.random.default_rng(0).uniform(0, 512, size=(30, 2))
+    run1 = [env.step(a)[0] for a in actions]
+    second, _ = env.reset(seed=3)
+    run2 = [env.step(a)[0] for a in actions]
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(np.array(run1), np.array(run2))
+    other, _ = env.reset(seed=4)
+    assert not np.array_equal(first, other)
+
+
+def test_reset_distribution_is_gym_pusht_s():
+    env = PushTEnv()
+    starts = np.array([env.reset(seed=s)[0] for s in range(200)])
+    assert np.all(starts[:, :2] == np.round(starts[:, :2]))  # integer positions, as in gym-pusht
+    assert starts[:, :2].min() >= 50 and starts[:, :2].max() < 450
+    assert starts[:, 2:4].min() >= 100 and starts[:, 2:4].max() < 400
+    assert np.all((starts[:, 4] >= 0) & (starts[:, 4] < 2 * np.pi))
+    assert starts[:, 4].std() > 1.0  # angles spread over the whole circle
+
+
+@pytest.mark.parametrize("state", [[10.0, 20.0, 300.0, 150.0, 1.0], [256.0, 100.0, 200.5, 333.25, 5.5],
+                                   [400.0, 400.0, 120.0, 380.0, 0.0]])
+def test_reset_to_state_is_exact(state):
+    env = PushTEnv()
+    observation, info = env.reset(options={"reset_to_state": state})
+    # Exact up to floating-point rounding (pymunk stores the centre of gravity, not the origin).
+    np.testing.assert_allclose(observation, state, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(info["block_pose"], state[2:], rtol=0, atol=1e-9)
+    # An angle outside [0, 2π) comes back modulo 2π, the same pose.
+    wrapped, _ = env.reset(options={"reset_to_state": [*state[:4], state[4] + 4 * np.pi]})
+    np.testing.assert_allclose(wrapped, state, rtol=0, atol=1e-9)
+
+
+def test_reset_to_state_rejects_a_bad_state():
+    env = PushTEnv()
+    with pytest.raises(ValueError, match="reset_to_state"):
+        env.reset(options={"reset_to_state": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match="reset_to_state"):
+        env.reset(options={"reset_to_state": [1.0, 2.0, 3.0, np.nan, 0.0]})
+
+
+def test_block_has_gym_pusht_s_mass_properties():
+    env = PushTEnv()
+    env.reset(seed=0)
+    assert env.block.mass == 1 and env.block.moment == BLOCK_MOMENT == 3000
+    assert tuple(env.block.center_of_gravity) == BLOCK_COG == (0, 45)
+    assert all(shape.friction == 0 for shape in env.space.shapes)  # frictionless, as in gym-pusht
+    assert env.space.damping == 0 and tuple(env.space.gravity) == (0, 0)
+
+
+def test_agent_follows_the_pd_controller():
+    """The agent's path from rest equals the PD recurrence, 10 substeps of 0.01 s per step."""
+    env = PushTEnv()
+    env.reset(options={"reset_to_state": FAR_STATE})  # nothing to touch on the way
+    target = np.array([300.0, 420.0])
+    position, velocity = FAR_STATE[:2].copy(), np.zeros(2)
+    for _ in range(5):
+        observation, *_ = env.step(target)
+        for _ in range(N_SUBSTEPS):
+            velocity = velocity + (K_P * (target - position) - K_V * velocity) * DT
+            position = position + velocity * DT  # semi-implicit Euler, as pymunk integrates
+        np.testing.assert_allclose(observation[:2], position, rtol=0, atol=1e-9)
+    # Critically damped: after 5 steps (0.5 s) it is close but has not overshot.
+    assert 0 < np.linalg.norm(target - observation[:2]) < 10
+    np.testing.assert_array_equal(observation[2:], FAR_STATE[2:])  # the block was not touched
+
+
+def test_block_moves_only_while_pushed():
+    env = PushTEnv()
+    # Agent just below the stem's end of an upright T (stem pointing down), pushing up.
+    state = np.array([256.0, 400.0, 256.0, 250.0, 0.0])
+    env.reset(options={"reset_to_state": state})
+    for _ in range(5):
+        observation, *_ = env.step([256.0, 330.0])
+    assert observation[3] < 250.0 - 10  # pushed up along the stem, without turning
+    assert abs(observation[2] - 256.0) < 1e-6 and min(observation[4], 2 * np.pi - observation[4]) < 1e-6
+    for _ in range(5):
+        observation, *_ = env.step([256.0, 480.0])  # retreat (the agent first brakes)
+    left_at = observation.copy()
+    for _ in range(5):
+        observation, *_ = env.step([256.0, 480.0])
+    np.testing.assert_array_equal(observation[2:], left_at[2:])  # quasi-static: no drift
+
+
+# ----------------------------------------------------------------------------------- coverage
+def test_coverage_is_one_at_the_goal_and_zero_far_away():
+    assert coverage(GOAL_POSE, GOAL_POSE) == pytest.approx(1.0, abs=1e-12)
+    assert coverage([100.0, 100.0, 0.0], GOAL_POSE) == 0.0
+    assert coverage([*GOAL_POSE[:2], GOAL_POSE[2] + np.pi], GOAL_POSE) < 0.5
+    pose = np.array([200.0, 300.0, 2.0])
+    assert coverage(pose, pose) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("dx", [0.0, 5.0, -12.0, 30.0])
+def test_coverage_of_a_sideways_shift_is_analytic(dx):
+    # An upright T shifted by dx: the crossbars overlap by (120 − |dx|) × 30, the stems by (30 − |dx|) × 90.
+    expected = ((120 - abs(dx)) * 30 + max(30 - abs(dx), 0) * 90) / T_AREA
+    assert coverage([256.0 + dx, 256.0, 0.0], [256.0, 256.0, 0.0]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_coverage_matches_a_rasterised_estimate():
+    rng = np.random.default_rng(0)
+    goals = np.column_stack([rng.uniform(150, 350, (12, 2)), rng.uniform(-np.pi, np.pi, 12)])
+    poses = goals + np.column_stack([rng.normal(0, 25, (12, 2)), rng.normal(0, 0.6, 12)])
+    exact = coverage(poses, goals)
+    estimates = np.array([rasterised_coverage(p, g) for p, g in zip(poses, goals)])
+    assert exact.shape == (12,) and exact.std() > 0.1  # a spread of overlaps, not all 0 or 1
+    np.testing.assert_allclose(exact, estimates, atol=0.01)
+
+
+def test_coverage_is_symmetric_and_rigid_invariant():
+    rng = np.random.default_rng(1)
+    a = np.column_stack([rng.uniform(200, 300, (50, 2)), rng.uniform(0, 2 * np.pi, 50)])
+    b = a + np.column_stack([rng.normal(0, 20, (50, 2)), rng.normal(0, 0.5, 50)])
+    np.testing.assert_allclose(coverage(a, b), coverage(b, a), atol=1e-9)
+    # Move both Ts by the same rotation (about the world origin) and translation.
+    angle, shift = 0.7, np.array([13.0, -8.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+    def moved(poses):
+        return np.column_stack([poses[:, :2] @ rotation.T + shift, poses[:, 2] + angle])
+
+    np.testing.assert_allclose(coverage(moved(a), moved(b)), coverage(a, b), atol=1e-9)
+
+
+def test_polygon_intersection_area_of_squares():
+    square = np.array([[0.0, 0.0], [2.0, 0.0], [2.0, 2.0], [0.0, 2.0]])
+    shifted = square + [1.0, 1.0]
+    diamond = np.array([[1.0, -0.5], [2.5, 1.0], [1.0, 2.5], [-0.5, 1.0]])  # rotated 45° about (1, 1)
+    apart = square + [5.0, 0.0]
+    areas = polygon_intersection_area(np.stack([square, square, square, square]),
+                                      np.stack([square, shifted, diamond, apart]))
+    # The diamond (area 2 · 1.5² = 4.5) sticks out of the square by 4 tips, each a right triangle
+    # of height 0.5 on a base of 1 (area 0.25): 4.5 − 1 = 3.5.
+    np.testing.assert_allclose(areas, [4.0, 1.0, 3.5, 0.0], atol=1e-12)
+
+
+def test_coverage_reward():
+    np.testing.assert_allclose(coverage_reward(np.array([0.0, 0.475, 0.95, 1.0])), [0.0, 0.5, 1.0, 1.0])
+
+
+# ---------------------------------------------------------------------------------- episodes
+def test_info_has_coverage_and_success_every_step():
+    env = gym.make(PUSHT_ID)
+    _, info = env.reset(seed=0)
+    assert {"coverage", "is_success"} <= set(info)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        _, reward, terminated, truncated, info = env.step(rng.uniform(0, 512, 2))
+        assert {"coverage", "is_success", "n_contacts", "block_pose", "goal_pose"} <= set(info)
+        assert 0.0 <= info["coverage"] <= 1.0 and info["is_success"] == (info["coverage"] > 0.95)
+        assert reward == pytest.approx(float(coverage_reward(info["coverage"])))
+
+
+def test_success_terminates():
+    env = gym.make(PUSHT_ID)
+    _, info = env.reset(options={"reset_to_state": [480.0, 480.0, *GOAL_POSE]})
+    assert info["coverage"] == pytest.approx(1.0) and info["is_success"]
+    _, reward, terminated, truncated, info = env.step([480.0, 480.0])
+    assert terminated and not truncated and reward == 1.0 and info["is_success"]
+
+
+def test_truncates_after_300_steps():
+    env = gym.make(PUSHT_ID)
+    env.reset(options={"reset_to_state": FAR_STATE})
+    for t in range(1, 301):
+        _, _, terminated, truncated, info = env.step(FAR_STATE[:2])
+        assert not terminated and truncated == (t == 300), t
+    assert not info["is_success"]
+
+
+@pytest.mark.parametrize("action", [[1.0, 2.0, 3.0], [[1.0, 2.0]], [np.nan, 3.0], [np.inf, 3.0], "left"])
+def test_bad_actions_raise_a_clear_error(action):
+    env = PushTEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="action"):
+        env.step(action)
+
+
+def test_actions_outside_the_box_are_clipped():
+    env = PushTEnv()
+    env.reset(options={"reset_to_state": FAR_STATE})
+    for _ in range(40):
+        observation, *_ = env.step([800.0, -300.0])
+    np.testing.assert_allclose(observation[:2], [512.0, 0.0], atol=0.5)
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="obs_type"):
+        PushTEnv(obs_type="image")
+    with pytest.raises(ValueError, match="render_mode"):
+        PushTEnv(render_mode="rgb")
+    with pytest.raises(ValueError, match="observation_width"):
+        PushTEnv(observation_width=0)
+    with pytest.raises(RuntimeError, match="reset"):
+        PushTEnv().step([1.0, 1.0])
+
+
+# --------------------------------------------------------------------------------- rendering
+def test_rgb_array_render():
+    env = gym.make(PUSHT_ID, render_mode="rgb_array")
+    env.reset(options={"reset_to_state": FAR_STATE})
+    frame = env.render()
+    assert frame.shape == (680, 680, 3) and frame.dtype == np.uint8
+    scale = 680 / 512
+    # The goal T's centre of gravity is drawn green, the block grey, the agent blue, the rest white.
+    goal_cog = GOAL_POSE[:2] + np.array([[np.cos(GOAL_POSE[2]), -np.sin(GOAL_POSE[2])],
+                                         [np.sin(GOAL_POSE[2]), np.cos(GOAL_POSE[2])]]) @ BLOCK_COG
+    x, y = (goal_cog * scale).astype(int)
+    red, green, blue = frame[y, x].astype(int)
+    assert green > red + 50 and green > blue + 50
+    x, y = (FAR_STATE[:2] * scale).astype(int)
+    red, green, blue = frame[y, x].astype(int)
+    assert blue > red + 50
+    block_point = (FAR_STATE[2:4] + [0.0, 70.0]) * scale  # inside the stem of the upright T
+    assert np.ptp(frame[int(block_point[1]), int(block_point[0])].astype(int)) < 60  # grey
+    assert frame[10 * 680 // 512 + 20, 340].tolist() == [255, 255, 255]
+    small = PushTEnv(render_mode="rgb_array", render_size=128)
+    small.reset(seed=0)
+    assert small.render().shape == (128, 128, 3)
+
+
+def test_render_without_mode_returns_none():
+    env = PushTEnv()
+    env.reset(seed=0)
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert env.render() is None
+
+
+def test_human_render_headless():
+    # With SDL's dummy video driver the window exists but is not shown; rendering must not fail.
+    env = PushTEnv(render_mode="human", render_size=64)
+    env.reset(seed=0)
+    env.step([100.0, 100.0])
+    assert env.window is not None
+    env.close()
+    assert env.window is None
+
+
+# --------------------------------------------------------------------------------- goal PushT
+def test_goal_env_samples_goals_inside_the_workspace():
+    env = GoalPushTEnv()
+    goals = np.array([env.reset(seed=s)[0]["desired_goal"] for s in range(30)])
+    assert len(np.unique(goals[:, 0])) == 30
+    corners = t_keypoints(goals)
+    assert corners.min() >= 40 and corners.max() <= 512 - 40
+    again, _ = env.reset(seed=5)
+    np.testing.assert_array_equal(again["desired_goal"], goals[5])
+    observation, _ = env.reset(options={"goal": [300.0, 200.0, 1.0],
+                                        "reset_to_state": [50.0, 50.0, 300.0, 200.0, 1.0]})
+    np.testing.assert_allclose(observation["desired_goal"], [300.0, 200.0, 1.0])
+    np.testing.assert_allclose(observation["achieved_goal"], [300.0, 200.0, 1.0], atol=1e-9)
+    with pytest.raises(ValueError, match="goal"):
+        env.reset(options={"goal": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="reward_type"):
+        GoalPushTEnv(reward_type="shaped")
+
+
+@pytest.mark.parametrize("reward_type", ["sparse", "dense"])
+def test_compute_reward_is_vectorised(reward_type):
+    env = GoalPushTEnv(reward_type=reward_type)
+    rng = np.random.default_rng(0)
+    desired = np.column_stack([rng.uniform(150, 350, (64, 2)), rng.uniform(0, 2 * np.pi, 64)])
+    achieved = desired + np.column_stack([rng.normal(0, 3, (64, 2)), rng.normal(0, 0.05, 64)])
+    achieved[::4] = desired[::4]  # some exact successes
+    info = np.array([{} for _ in range(64)])
+    batched = env.compute_reward(achieved, desired, info)
+    assert batched.shape == (64,)
+    single = np.array([env.compute_reward(a, d, {}) for a, d in zip(achieved, desired)])
+    np.testing.assert_array_equal(batched, single)
+    covered = coverage(achieved, desired)
+    expected = np.where(covered > 0.95, 0.0, -1.0) if reward_type == "sparse" else coverage_reward(covered)
+    np.testing.assert_array_equal(batched, expected)
+    assert len(np.unique(batched)) > 1
+    np.testing.assert_array_equal(env.compute_terminated(achieved, desired, info), covered > 0.95)
+    assert env.compute_truncated(achieved, desired, info).shape == (64,)
+
+
+def test_goal_env_relabelling_contract():
+    """The reward of every step equals compute_reward on its goals; relabelled with the achieved
+    goal (HER), a transition is a success."""
+    env = gym.make(GOAL_PUSHT_ID)
+    observation, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    achieved, desired, rewards, terminals = [], [], [], []
+    for _ in range(30):
+        observation, reward, terminated, _, info = env.step(rng.uniform(0, 512, 2))
+        achieved.append(observation["achieved_goal"])
+        desired.append(observation["desired_goal"])
+        rewards.append(reward)
+        terminals.append(terminated)
+    unwrapped = env.unwrapped
+    achieved, desired = np.array(achieved), np.array(desired)
+    np.testing.assert_array_equal(unwrapped.compute_reward(achieved, desired, None), rewards)
+    np.testing.assert_array_equal(unwrapped.compute_terminated(achieved, desired, None), terminals)
+    np.testing.assert_array_equal(unwrapped.compute_reward(achieved, achieved, None), np.zeros(30))
+    assert unwrapped.compute_terminated(achieved, achieved, None).all()
+    # The block's pose in the observation is the achieved goal.
+    np.testing.assert_array_equal(observation["observation"][2:], observation["achieved_goal"])
