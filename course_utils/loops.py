@@ -5,6 +5,8 @@
   replay buffer; every few steps the agent takes gradient steps on replayed batches.
 * ``train_on_policy``: on-policy with N environments (A2C, PPO): a rollout of T steps of each,
   GAE advantages, one update, repeat.
+* ``train_goal_conditioned``: off-policy on a goal environment (notebook 09): whole episodes,
+  stored with Hindsight Experience Replay, then a number of gradient steps per episode.
 
 A loop shows a progress bar with the current average return, can refresh a live plot in the
 notebook, and can be interrupted (Kernel → Interrupt, or Ctrl-C) without losing anything: the
@@ -29,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from course_utils.agents.base import Agent, OffPolicyAgent
-from course_utils.buffers import ReplayBuffer, RolloutBuffer
+from course_utils.buffers import (GoalEpisode, GoalSelection, ReplayBuffer, RolloutBuffer,
+                                  future_goal_indices, goal_observations, store_episode)
 from course_utils.tracking import Tracker
 from course_utils.trajectory import env_action, sample_trajectories, sample_trajectory
 from course_utils.validation import check_int
@@ -535,3 +538,201 @@ def _load_checkpoint(path: Path, agent: Any, buffer: Optional[ReplayBuffer],
     state = _RunState()
     vars(state).update(payload["state"])
     return state
+
+
+# ------------------------------------------------------------------- goal-conditioned training
+
+_GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+
+
+def _check_goal_env(env: gym.Env) -> None:
+    """A ValueError unless ``env`` has gymnasium-robotics' goal interface."""
+    space = env.observation_space
+    if not (isinstance(space, gym.spaces.Dict) and set(_GOAL_KEYS) <= set(space)
+            and callable(getattr(env.unwrapped, "compute_reward", None))):
+        raise ValueError(
+            "env: goal-conditioned training needs a goal environment, with a Dict observation "
+            "space of 'observation', 'achieved_goal' and 'desired_goal' and a vectorised "
+            f"compute_reward(achieved_goal, desired_goal, info) (as gymnasium-robotics' tasks); "
+            f"got {env} with observation space {space}")
+
+
+def _goal_episode(env: gym.Env, act: Callable[[np.ndarray], Any], seed: Optional[int],
+                  on_step: Optional[Callable[[], None]] = None) -> tuple[GoalEpisode, bool]:
+    """Play one episode, acting on ``concat(observation, desired_goal)``; returns it and whether
+    its last step was a success (``info["is_success"]``, else a reward of 0)."""
+    observation, _ = env.reset(seed=seed)
+    observations, actions, rewards, terminated, truncated, infos = [observation], [], [], [], [], []
+    done = False
+    while not done:
+        action = act(goal_observations(observation["observation"], observation["desired_goal"]))
+        observation, reward, term, trunc, info = env.step(env_action(action, env.action_space))
+        for values, value in zip((observations, actions, rewards, terminated, truncated, infos),
+                                 (observation, action, float(reward), term, trunc, info)):
+            values.append(value)
+        done = term or trunc
+        if on_step is not None:
+            on_step()
+    success = bool(infos[-1].get("is_success", rewards[-1] == 0.0))
+    return GoalEpisode.from_steps(observations, actions, rewards, terminated, truncated,
+                                  infos), success
+
+
+def train_goal_conditioned(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer,
+                           total_steps: int, *,
+                           goal_selection: Optional[GoalSelection] = future_goal_indices,
+                           her_k: int = 4,
+                           compute_reward: Optional[Callable[..., Any]] = None,
+                           tracker: Optional[Tracker] = None, seed: Optional[int] = None,
+                           learning_starts: int = 1_000, gradient_steps: int = 40,
+                           batch_size: int = 128, eval_env: Optional[gym.Env] = None,
+                           eval_every: int = 0, eval_episodes: int = 10,
+                           solved_at: Optional[float] = None, keep_best: bool = False,
+                           checkpoint: Optional[Union[str, Path]] = None,
+                           checkpoint_every: int = 0, log_every: int = 1_000,
+                           progress: bool = True, live_plot_every: int = 0,
+                           live_plot_keys: Sequence[str] = ("success", "eval_success")) -> Tracker:
+    """Goal-conditioned off-policy training with Hindsight Experience Replay, episode by episode.
+
+    Each episode is played with ``agent.act(concat(observation, desired_goal), step)`` (uniformly
+    random actions before ``learning_starts`` steps), stored in ``buffer`` by
+    ``buffers.store_episode``: each transition with the episode's goal and ``her_k`` times with
+    goals ``goal_selection`` picks among those the episode achieved, rewards recomputed by
+    ``compute_reward``. Then the agent takes ``gradient_steps`` updates on batches of
+    ``batch_size`` (the HER paper's optimisation steps of a cycle). Works for every
+    ``OffPolicyAgent`` built on ``buffers.goal_observation_space(env.observation_space)``: DQN
+    (BitFlip), DDPG, TD3 and SAC.
+
+    Args:
+        env: a goal environment (gymnasium-robotics' interface: Dict observations
+            ``observation``, ``achieved_goal``, ``desired_goal``; ``compute_reward`` on batches;
+            ``compute_terminated`` if reaching a goal ends the episode; ``info["is_success"]``).
+        agent, buffer: the agent and a ``ReplayBuffer`` of ``concat(observation, goal)``
+            observations (pass both again, with the tracker, to continue a run).
+        total_steps: train until this many environment steps in all; whole episodes only, so
+            the last episode may end a few steps past it.
+        goal_selection: the replay strategy ``(T, k, rng) -> (T, k)`` indices into the
+            episode's T + 1 achieved goals (``future_goal_indices``, ``final_goal_indices``,
+            ``episode_goal_indices`` or a student's own). ``None`` or ``her_k=0``: no HER, the
+            plain off-policy baseline.
+        her_k: relabelled copies per transition (the paper's k; 4 works best with ``future``).
+        compute_reward: ``(achieved_goals (B, g), desired_goals (B, g), infos) -> (B,)``;
+            default the environment's own.
+        tracker, seed, learning_starts, batch_size: as in ``train_off_policy``.
+        eval_env, eval_every, eval_episodes: after the first episode past each multiple of
+            ``eval_every`` steps, the success rate and return of ``eval_episodes`` greedy
+            episodes on ``eval_env`` (the same seeds each time); evaluation time is excluded
+            from ``train_seconds``.
+        solved_at: stop at the first evaluation whose success rate reaches this (e.g. 1.0).
+        keep_best: at the end, restore the agent of the evaluation with the best success rate.
+        checkpoint, checkpoint_every: agent, buffer, tracker and counters, as in
+            ``train_off_policy`` (written after the first episode past each multiple).
+        log_every: log the averaged update metrics and the speed after the first episode past
+            each multiple of this many steps.
+        progress, live_plot_every, live_plot_keys: progress bar with the success rate of the
+            last 100 episodes; live plot every that many steps (0: none).
+
+    Logged: ``return``, ``episode_length`` and ``success`` (0 or 1) per episode;
+    ``eval_success``, ``eval_return`` per evaluation; ``env_steps``, ``train_seconds``,
+    ``steps_per_second`` and the update metrics every ``log_every`` steps. Interrupting
+    (KeyboardInterrupt) keeps the agent, the buffer and the tracker; the episode in progress is
+    not stored (HER needs whole episodes), though its steps are counted.
+    """
+    _check_goal_env(env)
+    total_steps = check_int("total_steps", total_steps, minimum=0)
+    her_k = check_int("her_k", her_k, minimum=0)
+    for name, value in (("gradient_steps", gradient_steps), ("batch_size", batch_size),
+                        ("eval_episodes", eval_episodes), ("log_every", log_every)):
+        check_int(name, value)
+    for name, value in (("learning_starts", learning_starts), ("eval_every", eval_every),
+                        ("checkpoint_every", checkpoint_every),
+                        ("live_plot_every", live_plot_every)):
+        check_int(name, value, minimum=0)
+    if eval_every and eval_env is None:
+        raise ValueError("eval_every > 0 needs an eval_env (a separate environment to evaluate on)")
+    if eval_env is not None:
+        _check_goal_env(eval_env)
+    if (solved_at is not None or keep_best) and not eval_every:
+        raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
+    goal_env = env.unwrapped
+    compute_reward = compute_reward if compute_reward is not None else goal_env.compute_reward
+    compute_terminated = getattr(goal_env, "compute_terminated", None)
+    tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    state = _start_run(checkpoint, agent, buffer, tracker)
+    eval_seed = _eval_seed(seed)
+    rng = np.random.default_rng(seed if state.step == 0 else None)  # the HER goals' generator
+    env.action_space.seed(seed if state.step == 0 else None)
+    # A continued run continues the environment's random stream with a new seed.
+    reset_seed = seed if seed is None or state.step == 0 else seed + state.step
+    recent_successes: deque[float] = deque(tracker.history.get("success", [])[-100:], maxlen=100)
+    update_metrics: list[dict[str, Any]] = []
+    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="training",
+               file=sys.stdout, mininterval=1.0, unit="step")
+    interrupted = False
+    clock = _Stopwatch(state)  # counts training time only: paused while evaluating or saving
+
+    def explore(goal_observation: np.ndarray) -> Any:
+        if state.step < learning_starts:
+            return env.action_space.sample()
+        return agent.act(goal_observation, state.step)
+
+    def count_step() -> None:
+        state.step += 1
+
+    try:
+        while state.step < total_steps:
+            steps_before = state.step
+            episode, success = _goal_episode(env, explore, reset_seed, on_step=count_step)
+            reset_seed = None  # later episodes continue the environment's random stream
+            store_episode(buffer, episode, goal_selection, her_k, rng, compute_reward,
+                          compute_terminated)
+            tracker.log(state.step, **{"return": float(episode.rewards.sum()),
+                                       "episode_length": len(episode), "success": float(success)})
+            recent_successes.append(float(success))
+            agent.end_episode()
+            if state.step >= learning_starts:
+                for _ in range(gradient_steps):
+                    update_metrics.append(agent.update(buffer.sample(batch_size)))
+
+            if _crossed(steps_before, state.step, log_every):
+                _log_updates(tracker, state, clock, update_metrics)
+                update_metrics = []
+                bar.update(state.step - bar.n)
+                postfix = {"success": f"{np.mean(recent_successes):.2f}"}
+                if "eval_success" in tracker.keys:
+                    postfix["eval"] = f"{tracker.last('eval_success'):.2f}"
+                bar.set_postfix(postfix, refresh=False)
+
+            if eval_every and _crossed(steps_before, state.step, eval_every):
+                clock.pause()
+                results = [_goal_episode(eval_env, agent.policy.greedy_action, eval_seed + i
+                                         if eval_seed is not None else None)
+                           for i in range(eval_episodes)]
+                success_rate = float(np.mean([ok for _, ok in results]))
+                tracker.log(state.step, eval_success=success_rate,
+                            eval_return=float(np.mean([e.rewards.sum() for e, _ in results])),
+                            train_seconds=clock.read())
+                if keep_best and success_rate > state.best_return:
+                    state.best_return, state.best_step = success_rate, state.step
+                    state.best_agent = copy.deepcopy(agent.state_dict())
+                clock.resume()
+                if solved_at is not None and success_rate >= solved_at:
+                    break
+
+            if checkpoint is not None and checkpoint_every and \
+                    _crossed(steps_before, state.step, checkpoint_every):
+                clock.pause()
+                _save_checkpoint(checkpoint, agent, buffer, tracker, state)
+                clock.resume()
+            if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
+                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        clock.pause()
+        bar.n = state.step
+        bar.close()
+    _finish_run(agent, buffer, tracker, state, clock, update_metrics, interrupted, total_steps,
+                checkpoint, keep_best, live_plot_every, live_plot_keys)
+    return tracker
