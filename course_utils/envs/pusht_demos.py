@@ -258,8 +258,9 @@ def teleoperate(out: str | Path, seed: int = 1000, window_size: int = 512) -> Pu
                 running = False
             elif key in (pygame.K_s, pygame.K_d):
                 if key == pygame.K_s and len(recorder):
+                    steps = len(recorder)
                     recorder.finish(obs)
-                    print(f"episode {recorder.num_episodes} saved (max coverage so far kept in the file)")
+                    print(f"episode {recorder.num_episodes} kept: {steps} steps, coverage {info['coverage']:.2f}")
                 else:
                     recorder.discard()
                 episode_seed += 1
