@@ -386,3 +386,34 @@ def test_goal_env_relabelling_contract():
     assert unwrapped.compute_terminated(achieved, achieved, None).all()
     # The block's pose in the observation is the achieved goal.
     np.testing.assert_array_equal(observation["observation"][2:], observation["achieved_goal"])
+
+
+# ------------------------------------------------------------------ agreement with gym-pusht 0.1.8
+# Numbers computed with gym-pusht 0.1.8 itself (pymunk 6.11, shapely), in a separate environment.
+GYM_PUSHT_COVERAGE = [([256.0, 256.0, np.pi / 4], 1.0), ([260.0, 250.0, 0.9], 0.7203799009104619),
+                      ([240.0, 270.0, 0.3], 0.3884313728162333), ([300.0, 230.0, 2.0], 0.0608023075885575),
+                      ([256.0, 256.0, np.pi / 4 + np.pi], 0.0)]
+# From the state [150, 250, 240, 230, 0.5] (set angle first, no settling step), the agent driven
+# round a circle through the block: a_t = (256, 270) + 70 (cos(0.25 t + π), sin(0.25 t + π)).
+GYM_PUSHT_STATES = {
+    19: [276.1965954698137, 332.25367807755794, 350.21855164216356, 366.81429105329534, 1.6311901682749634],
+    39: [321.4256049526213, 268.2919929959529, 350.1603345249624, 367.975212461512, 1.5972526250752925],
+    59: [272.92092070864703, 206.777302226852, 351.5037152354547, 372.22727733401945, 1.6392584927721796],
+}
+
+
+def test_coverage_equals_gym_pusht_s():
+    poses, expected = zip(*GYM_PUSHT_COVERAGE)
+    np.testing.assert_allclose(coverage(np.array(poses), GOAL_POSE), expected, rtol=0, atol=1e-9)
+
+
+def test_trajectory_equals_gym_pusht_s():
+    """Same start, same actions: the same states as gym-pusht, to floating-point rounding."""
+    env = PushTEnv()
+    env.reset(options={"reset_to_state": [150.0, 250.0, 240.0, 230.0, 0.5]})
+    for t in range(60):
+        angle = 0.25 * t + np.pi
+        observation, *_ = env.step([256 + 70 * np.cos(angle), 270 + 70 * np.sin(angle)])
+        if t in GYM_PUSHT_STATES:
+            np.testing.assert_allclose(observation, GYM_PUSHT_STATES[t], rtol=0, atol=1e-6)
+    assert np.linalg.norm(observation[2:4] - [240.0, 230.0]) > 100  # the block was pushed far

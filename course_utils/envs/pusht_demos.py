@@ -3,7 +3,9 @@
 **File format** (one compressed ``.npz``; ``N`` steps in all, ``E`` episodes)::
 
     observations        (N, 5) float32  the state each action was taken in
-    actions             (N, 2) float32  the action taken
+    actions             (N, 2) float64  the action taken (float64: replayed from ``reset(seed=...)``
+                                        they reproduce the episode exactly; rounded to float32,
+                                        contacts amplify the rounding: drifts of up to 0.07 px)
     coverage            (N,)   float32  the coverage after the action (info["coverage"])
     episode_ends        (E,)   int64    one past the last step of each episode: episode i is
                                         steps episode_ends[i-1] : episode_ends[i] (from 0)
@@ -133,7 +135,7 @@ class EpisodeRecorder:
     def add(self, observation: np.ndarray, action: np.ndarray, coverage: float) -> None:
         if self._steps is None:
             raise RuntimeError("add() called before start()")
-        self._steps.append((np.asarray(observation, np.float32), np.asarray(action, np.float32),
+        self._steps.append((np.asarray(observation, np.float32), np.asarray(action, np.float64),
                             float(coverage)))
 
     def __len__(self) -> int:
@@ -165,7 +167,7 @@ class EpisodeRecorder:
 
 
 def _empty_demos() -> PushTDemos:
-    return PushTDemos(np.zeros((0, 5), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32),
+    return PushTDemos(np.zeros((0, 5), np.float32), np.zeros((0, 2), np.float64), np.zeros(0, np.float32),
                       np.zeros(0, np.int64), np.zeros((0, 5), np.float32), np.zeros(0, np.int64),
                       np.zeros(0, dtype="<U6"))
 
