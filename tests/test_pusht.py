@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.envs.pusht: PushT (gym-pusht 0.1.8 on pymunk 7) and its goal-conditioned variant."""
+"""Unit tests of course_utils.envs.pusht: PushT (gym-pusht 0.1.8 on pymunk 7) and goal-conditioned PushT."""
 
 from __future__ import annotations
 
@@ -13,10 +13,9 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 import course_utils.envs  # noqa: E402,F401  (registers the environments)
 from course_utils.envs import GOAL_PUSHT_ID, PUSHT_ID  # noqa: E402
-from course_utils.envs.pusht import (BLOCK_COG, BLOCK_MOMENT, DT, GOAL_POSE, K_P, K_V,  # noqa: E402
-                                     N_SUBSTEPS, T_AREA, GoalPushTEnv, PushTEnv, coverage,
-                                     coverage_reward, polygon_intersection_area, t_keypoints,
-                                     t_polygons)
+from course_utils.envs.pusht import (BLOCK_COG, BLOCK_MOMENT, GOAL_POSE, T_AREA,  # noqa: E402
+                                     GoalPushTEnv, PushTEnv, coverage, coverage_reward,
+                                     polygon_intersection_area, t_keypoints, t_polygons)
 
 FAR_STATE = np.array([480.0, 480.0, 120.0, 120.0, 0.0])  # agent in a corner, block far from the goal
 
@@ -71,7 +70,7 @@ def test_keypoints_and_pixels_observations():
     np.testing.assert_allclose(keypoints[:16], t_keypoints(state[2:]).ravel())
     np.testing.assert_allclose(keypoints[16:], state[:2])
     corners = keypoints[:16].reshape(8, 2)
-    # The diagram of gym-pusht: 0-1 the crossbar's outer edge (120), 1-2 its end (30), 6-7 the stem's end (30).
+    # gym-pusht's diagram: 0-1 the crossbar's outer edge (120), 1-2 its end (30), 6-7 the stem's end (30).
     assert np.linalg.norm(corners[1] - corners[0]) == pytest.approx(120)
     assert np.linalg.norm(corners[2] - corners[1]) == pytest.approx(30)
     assert np.linalg.norm(corners[6] - corners[7]) == pytest.approx(30)
@@ -145,9 +144,9 @@ def test_agent_follows_the_pd_controller():
     position, velocity = FAR_STATE[:2].copy(), np.zeros(2)
     for _ in range(5):
         observation, *_ = env.step(target)
-        for _ in range(N_SUBSTEPS):
-            velocity = velocity + (K_P * (target - position) - K_V * velocity) * DT
-            position = position + velocity * DT  # semi-implicit Euler, as pymunk integrates
+        for _ in range(10):  # gym-pusht's k_p = 100, k_v = 20, dt = 0.01 (literals, not the module's)
+            velocity = velocity + (100 * (target - position) - 20 * velocity) * 0.01
+            position = position + velocity * 0.01  # semi-implicit Euler, as pymunk integrates
         np.testing.assert_allclose(observation[:2], position, rtol=0, atol=1e-9)
     # Critically damped: after 5 steps (0.5 s) it is close but has not overshot.
     assert 0 < np.linalg.norm(target - observation[:2]) < 10
@@ -182,7 +181,8 @@ def test_coverage_is_one_at_the_goal_and_zero_far_away():
 
 @pytest.mark.parametrize("dx", [0.0, 5.0, -12.0, 30.0])
 def test_coverage_of_a_sideways_shift_is_analytic(dx):
-    # An upright T shifted by dx: the crossbars overlap by (120 − |dx|) × 30, the stems by (30 − |dx|) × 90.
+    # An upright T shifted by dx: the crossbars overlap by (120 − |dx|) × 30, the stems by
+    # (30 − |dx|) × 90.
     expected = ((120 - abs(dx)) * 30 + max(30 - abs(dx), 0) * 90) / T_AREA
     assert coverage([256.0 + dx, 256.0, 0.0], [256.0, 256.0, 0.0]) == pytest.approx(expected, abs=1e-12)
 

@@ -89,7 +89,8 @@ def test_save_and_load_round_trip(tmp_path):
     path = save_demos(demos, tmp_path / "sub" / "demos")  # no .npz suffix added, folders made
     assert path.exists() and path.name == "demos"
     loaded = load_demos(path)
-    for field in ("observations", "actions", "coverage", "episode_ends", "final_observations", "seeds", "sources"):
+    for field in ("observations", "actions", "coverage", "episode_ends", "final_observations", "seeds",
+                  "sources"):
         np.testing.assert_array_equal(getattr(loaded, field), getattr(demos, field))
     both = loaded + demos
     assert both.episode_ends.tolist() == [3, 5, 8, 10] and both.num_episodes == 4

@@ -179,7 +179,8 @@ def polygon_intersection_area(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     denominator = np.where(parallel, 1.0, denominator)
     t, u = _cross(offset, f) / denominator, _cross(offset, e) / denominator
     crossings = p[:, :, None, :] + t[..., None] * e  # (N, 4, 4, 2)
-    crosses = ~parallel & (t >= -_TOLERANCE) & (t <= 1 + _TOLERANCE) & (u >= -_TOLERANCE) & (u <= 1 + _TOLERANCE)
+    on_both = (t >= -_TOLERANCE) & (t <= 1 + _TOLERANCE) & (u >= -_TOLERANCE) & (u <= 1 + _TOLERANCE)
+    crosses = ~parallel & on_both
 
     n = len(p)
     points = np.concatenate([p, q, crossings.reshape(n, 16, 2)], axis=1)  # (N, 24, 2)
@@ -216,7 +217,8 @@ def coverage(pose: np.ndarray, goal_pose: np.ndarray) -> np.ndarray:
     clip = np.broadcast_to(goal[:, None, :], (len(goal), 2, 2, 4, 2)).reshape(-1, 4, 2)
     # Only pairs whose bounding boxes overlap can intersect; skipping the others makes the
     # common case (the block far from the goal) nearly free.
-    overlap = np.all((subject.min(axis=1) <= clip.max(axis=1)) & (clip.min(axis=1) <= subject.max(axis=1)), axis=1)
+    overlap = np.all((subject.min(axis=1) <= clip.max(axis=1)) & (clip.min(axis=1) <= subject.max(axis=1)),
+                     axis=1)
     areas = np.zeros(len(subject))
     if overlap.any():
         areas[overlap] = polygon_intersection_area(subject[overlap], clip[overlap])
@@ -469,7 +471,8 @@ class GoalPushTEnv(PushTEnv):
 
     def _sample_goal(self) -> np.ndarray:
         while True:
-            goal = np.array([*self.np_random.uniform(100, 412, size=2), self.np_random.uniform(-np.pi, np.pi)])
+            goal = np.array([*self.np_random.uniform(100, 412, size=2),
+                             self.np_random.uniform(-np.pi, np.pi)])
             corners = t_keypoints(goal)
             if np.all((corners >= self.goal_margin) & (corners <= WORKSPACE - self.goal_margin)):
                 return np.array([goal[0], goal[1], goal[2] % (2 * np.pi)])
@@ -494,17 +497,20 @@ class GoalPushTEnv(PushTEnv):
         reward = float(self.compute_reward(observation["achieved_goal"], observation["desired_goal"], info))
         return observation, reward, terminated, truncated, info
 
-    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any) -> np.ndarray:
         """Rewards for (batches of) goals: ``(B, 3)``, ``(B, 3)`` → ``(B,)``; ``info`` is unused."""
         covered = coverage(achieved_goal, desired_goal)
         if self.reward_type == "dense":
             return coverage_reward(covered)
         return np.where(covered > SUCCESS_THRESHOLD, 0.0, -1.0)
 
-    def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+    def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                           info: Any) -> np.ndarray:
         """Whether the block covers the goal (coverage > 0.95): ``(B, 3)``, ``(B, 3)`` → ``(B,)`` bool."""
         return coverage(achieved_goal, desired_goal) > SUCCESS_THRESHOLD
 
-    def compute_truncated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+    def compute_truncated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                          info: Any) -> np.ndarray:
         """Always False (``(B,)``): episodes are cut by the TimeLimit wrapper, not by the goals."""
         return np.zeros(np.shape(achieved_goal)[:-1], dtype=bool)

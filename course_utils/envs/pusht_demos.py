@@ -262,7 +262,8 @@ def teleoperate(out: str | Path, seed: int = 1000, window_size: int = 512) -> Pu
                 if key == pygame.K_s and len(recorder):
                     steps = len(recorder)
                     recorder.finish(obs)
-                    print(f"episode {recorder.num_episodes} kept: {steps} steps, coverage {info['coverage']:.2f}")
+                    print(f"episode {recorder.num_episodes} kept: {steps} steps, "
+                          f"coverage {info['coverage']:.2f}")
                 else:
                     recorder.discard()
                 episode_seed += 1
@@ -296,7 +297,8 @@ def teleoperate(out: str | Path, seed: int = 1000, window_size: int = 512) -> Pu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.envs.pusht_demos", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m course_utils.envs.pusht_demos",
+                                     description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     record = commands.add_parser("record", help="record the scripted expert")
     record.add_argument("--episodes", type=int, required=True, help="number of episodes to keep")

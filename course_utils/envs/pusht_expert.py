@@ -142,7 +142,8 @@ class PushTExpert:
         normals = _MENU_DIRECTIONS @ rotation.T  # world inward directions (K, 2)
         arm = points - cog
         moment = arm[:, 0] * normals[:, 1] - arm[:, 1] * normals[:, 0]  # r × n
-        twists = np.column_stack([normals, _L * moment / BLOCK_MOMENT]) / (1 + moment**2 / BLOCK_MOMENT)[:, None]
+        twists = np.column_stack([normals, _L * moment / BLOCK_MOMENT])
+        twists /= (1 + moment**2 / BLOCK_MOMENT)[:, None]
         scores = twists @ desired / (np.linalg.norm(twists, axis=1) * (np.linalg.norm(desired) + 1e-9))
         best = int(np.argmax(scores))
         if self._current is None or scores[best] > scores[self._current] + self.hysteresis \
