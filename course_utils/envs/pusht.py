@@ -53,7 +53,17 @@ gym-pusht and this environment:
   not at the area-weighted centroid (0, 40.7). Kept as ``BLOCK_COG = (0, 45)``.
 
 The space's damping is 0, pymunk's "lose all velocity each second": the block stops as soon as
-it is no longer pushed (quasi-static pushing).
+it is no longer pushed (quasi-static pushing). From the same state with the same actions, this
+environment and gym-pusht 0.1.8 (pymunk 6) produce the same states, bit for bit in the
+episodes compared, and the same coverage (tests/test_pusht.py holds numbers computed with
+gym-pusht).
+
+**Other differences from gym-pusht**, none of which changes the dynamics: actions outside the
+box are clipped (gym-pusht lets the pusher leave the workspace); ``"keypoints"`` is one flat
+vector and ``"pixels"`` includes the agent's position (gym-pusht's ``environment_state_agent_pos``
+and ``pixels_agent_pos`` are Dicts); ``info["n_contacts"]`` is the number of contact points per
+physics step of the last environment step, rounded up (gym-pusht divides by 1000, not 10); the
+``"human"`` window runs in real time, 10 frames per second; ``render_mode`` defaults to None.
 
 **Goal-conditioned PushT.** :class:`GoalPushTEnv` (``course_utils/GoalPushT-v0``) samples the goal
 pose per episode and has gymnasium-robotics' goal-environment interface; see its docstring.
