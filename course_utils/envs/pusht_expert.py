@@ -22,8 +22,9 @@ normal cone). At every step it
 It is a demonstrator for behaviour cloning, not an optimal planner. Over the 50 seeded resets
 0–49 of PushT it succeeds in all 50 (mean maximum coverage 0.960, 95 steps on average; episodes
 end at success, so the maximum is just above 0.95). It solves the same 50 seeds of gym-pusht
-0.1.8 itself, and the goal-conditioned PushT from seeds 0–19 (sampled goals) too. Measure it with ``python -m course_utils.envs.pusht_expert`` or
-``evaluate_expert``; record it with ``course_utils.envs.pusht_demos``.
+0.1.8 itself, and the goal-conditioned PushT from seeds 0–19 (sampled goals) too. Measure it
+with ``python -m course_utils.envs.pusht_expert`` or ``evaluate_expert``; record it with
+``course_utils.envs.pusht_demos``.
 """
 
 from __future__ import annotations
