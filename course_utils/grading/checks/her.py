@@ -21,7 +21,7 @@ __all__ = ["check_bitflip_reward", "check_future_goal_indices"]
 # ---------------------------------------------------------------------------- BitFlip reward
 
 # 5 goal pairs of n = 3 bits (B ≠ n, so a comparison over the wrong axis shows as a wrong
-# shape): pair 0 and pair 3 are equal; pair 1 differs in one bit, pair 2 in all three, pair 4 in two.
+# shape): pairs 0 and 3 are equal; pair 1 differs in one bit, pair 2 in all three, pair 4 in two.
 _ACHIEVED = [[0, 1, 1], [1, 1, 0], [0, 0, 0], [1, 0, 1], [1, 1, 1]]
 _DESIRED = [[0, 1, 1], [1, 1, 1], [1, 1, 1], [1, 0, 1], [0, 1, 0]]
 _REWARDS = [0.0, -1.0, -1.0, 0.0, -1.0]
