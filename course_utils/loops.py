@@ -584,7 +584,7 @@ def train_goal_conditioned(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBu
                            her_k: int = 4,
                            compute_reward: Optional[Callable[..., Any]] = None,
                            tracker: Optional[Tracker] = None, seed: Optional[int] = None,
-                           learning_starts: int = 1_000, gradient_steps: int = 40,
+                           learning_starts: int = 1_000, gradient_steps: int = 16,
                            batch_size: int = 128, eval_env: Optional[gym.Env] = None,
                            eval_every: int = 0, eval_episodes: int = 10,
                            solved_at: Optional[float] = None, keep_best: bool = False,
