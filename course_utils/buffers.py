@@ -429,7 +429,8 @@ class RolloutBuffer:
                           self.device)
 
     def compute_advantages(self, last_values: torch.Tensor, gamma: float = 0.99,
-                           lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+                           lam: float = 0.95, advantage_fn: Callable[..., torch.Tensor] = gae
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE(λ) advantages and returns ``(T, N)`` of the full rollout (also kept as attributes).
 
         ``last_values`` ``(N,)``: ``V`` of the observations after the last step. The value
@@ -439,6 +440,10 @@ class RolloutBuffer:
         ``γ V(final observation)`` to the reward of a truncated step; ``returns.gae`` takes it as
         ``next_values`` instead, so the stored rewards stay the environment's. ``done`` stops
         the λ-trace at every episode end, so no advantage leaks from one episode into the next.
+
+        ``advantage_fn``: ``returns.gae`` or a student's function of its signature,
+        ``(rewards, values, next_values, terminated, done, gamma, lam) -> advantages``, called
+        with ``(T, N)`` float tensors (the masks as 0.0/1.0); its result must have shape ``(T, N)``.
         """
         if not self.full:
             raise ValueError(f"compute_advantages: the rollout has {self.step} of "
@@ -449,8 +454,13 @@ class RolloutBuffer:
                              f"got {tuple(last_values.shape)}")
         next_values = torch.cat([self.values[1:], last_values[None]])
         next_values = torch.where(self.truncated, self.bootstrap_values, next_values)
-        self.advantages = gae(self.rewards, self.values, next_values, self.terminated,
-                              self.terminated | self.truncated, gamma, lam)
+        advantages = advantage_fn(self.rewards, self.values, next_values, self.terminated.float(),
+                                  (self.terminated | self.truncated).float(), gamma, lam)
+        if not isinstance(advantages, torch.Tensor) or advantages.shape != self.rewards.shape:
+            got = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else type(advantages)
+            raise ValueError(f"advantage_fn must return a tensor of shape "
+                             f"{tuple(self.rewards.shape)} (T, N), got {got}")
+        self.advantages = advantages.detach().to(torch.float32)
         self.returns = self.advantages + self.values
         return self.advantages, self.returns
 

@@ -253,7 +253,8 @@ def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_
 
     Each iteration collects a rollout of ``n_steps`` steps of all N environments (``n_steps·N``
     samples, stored ``(T, N, ...)`` in a ``RolloutBuffer`` on ``agent.device``), computes GAE
-    advantages with the agent's ``gamma`` and ``gae_lambda``, and calls ``agent.update(rollout)``.
+    advantages with the agent's ``advantage_fn``, ``gamma`` and ``gae_lambda``, and calls
+    ``agent.update(rollout)``.
     Where an episode was truncated (a time limit, not a terminal state), ``V(final observation)``
     is computed for those environments in one batched pass and bootstraps that step.
 
@@ -261,7 +262,8 @@ def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_
         envs: a gymnasium ``VectorEnv`` with same-step autoreset (``make_vector_env`` builds
             one); its episode returns are read from ``RecordEpisodeStatistics`` (added if absent).
         agent: ``A2CAgent`` or ``PPOAgent`` (``policy.act``, ``policy.value``, ``update``,
-            ``gamma``, ``gae_lambda``, ``device``, ``state_dict``, ``load_state_dict``).
+            ``gamma``, ``gae_lambda``, ``advantage_fn``, ``device``, ``state_dict``,
+            ``load_state_dict``).
         total_steps: train until this many environment steps (all N environments together).
         n_steps: T, the steps per environment in one rollout.
         tracker, seed: as in ``train_off_policy`` (``seed`` seeds the first reset, env i with
@@ -346,7 +348,8 @@ def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_
                         recent_returns.append(episode_return)
             with torch.no_grad():
                 last_values = agent.policy.value(observations)
-            rollout.compute_advantages(last_values, agent.gamma, agent.gae_lambda)
+            rollout.compute_advantages(last_values, agent.gamma, agent.gae_lambda,
+                                       advantage_fn=agent.advantage_fn)
             metrics = agent.update(rollout)
             _log_updates(tracker, state, clock, [metrics])
             _show_progress(bar, state, tracker, recent_returns)

@@ -15,6 +15,7 @@ from course_utils.agents.actor_critic import (A2CAgent, ActorCritic, PPOAgent, R
 from course_utils.buffers import RolloutBuffer
 from course_utils.envs.vector import make_vector_env
 from course_utils.loops import evaluate, train_on_policy
+from course_utils.returns import gae
 
 CARTPOLE = gym.make("CartPole-v1")
 PENDULUM = gym.make("Pendulum-v1")
@@ -202,6 +203,37 @@ def test_a2c_calls_a_students_loss_once_on_the_whole_rollout():
     metrics = agent.update(rollout_for(agent, n_steps=5))
     assert calls == [20] and not torch.equal(parameters(agent), before)
     assert {"loss", "policy_loss", "value_loss", "entropy", "explained_variance"} <= set(metrics)
+
+
+def test_the_default_advantage_fn_is_the_library_gae():
+    for agent_type in (A2CAgent, PPOAgent):
+        agent = agent_type(CARTPOLE.observation_space, CARTPOLE.action_space, device="cpu")
+        assert agent.advantage_fn is gae
+
+
+def test_the_loop_computes_advantages_with_a_students_advantage_fn_and_the_update_uses_them():
+    calls, seen = [], []
+
+    def my_gae(rewards, values, next_values, terminated, done, gamma, lam):
+        calls.append((tuple(rewards.shape), terminated.dtype, done.dtype, gamma, lam))
+        return torch.full_like(rewards, 3.0)  # not GAE: recognisable wherever it arrives
+
+    def my_loss(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
+        seen.append((advantages.clone(), (returns - values).detach().clone()))
+        return actor_critic_loss(log_probs, advantages, values, returns, entropy, value_coef,
+                                 entropy_coef)
+
+    agent = A2CAgent(CARTPOLE.observation_space, CARTPOLE.action_space, gamma=0.9,
+                     gae_lambda=0.7, loss_fn=my_loss, advantage_fn=my_gae, device="cpu", seed=0)
+    train_on_policy(make_vector_env("CartPole-v1", 2, seed=0), agent, total_steps=20, n_steps=5,
+                    seed=0, progress=False)
+    assert calls == [((5, 2), torch.float32, torch.float32, 0.9, 0.7)] * 2
+    assert len(seen) == 2
+    for advantages, _ in seen:
+        torch.testing.assert_close(advantages, torch.full((10,), 3.0))
+    # The critic's targets are the student's advantages plus the rollout's values; before the
+    # first gradient step the critic still gives those values, so R − V = 3.0 exactly.
+    torch.testing.assert_close(seen[0][1], torch.full((10,), 3.0))
 
 
 def test_a_loss_that_is_not_a_scalar_is_refused_by_name():

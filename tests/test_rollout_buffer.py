@@ -137,6 +137,45 @@ def test_truncation_at_the_last_step_uses_the_final_observation_not_last_values(
     assert returns.item() == pytest.approx(1 + 0.5 * 4.0)
 
 
+def test_a_students_advantage_fn_gets_float_masks_and_the_final_observations_value():
+    received = {}
+
+    def my_gae(rewards, values, next_values, terminated, done, gamma, lam):
+        received.update(next_values=next_values.clone(), terminated=terminated.clone(),
+                        done=done.clone(), gamma=gamma, lam=lam)
+        return 2.0 * gae(rewards, values, next_values, terminated, done, gamma, lam)
+
+    def example():  # env 0 truncated at step 1 (V(final observation) = 10), env 1 terminated
+        return filled(rewards=[[1, 1], [1, 1], [1, 1]], values=[[.1, .1], [.2, .2], [.3, .3]],
+                      terminated=[[0, 0], [0, 1], [0, 0]], truncated=[[0, 0], [1, 0], [0, 0]],
+                      bootstrap=[[0, 0], [10, 99], [0, 0]])
+
+    reference = example()
+    expected, _ = reference.compute_advantages(torch.tensor([5.0, 5.0]), gamma=0.5, lam=0.8)
+    rollout = example()
+    advantages, returns = rollout.compute_advantages(torch.tensor([5.0, 5.0]), gamma=0.5,
+                                                     lam=0.8, advantage_fn=my_gae)
+    assert received["terminated"].dtype == received["done"].dtype == torch.float32
+    np.testing.assert_array_equal(received["terminated"].numpy(), [[0, 0], [0, 1], [0, 0]])
+    np.testing.assert_array_equal(received["done"].numpy(), [[0, 0], [1, 1], [0, 0]])
+    np.testing.assert_allclose(received["next_values"][:, 0].numpy(), [0.2, 10.0, 5.0])
+    assert (received["gamma"], received["lam"]) == (0.5, 0.8)
+    torch.testing.assert_close(advantages, 2.0 * expected)
+    torch.testing.assert_close(returns, advantages + rollout.values)
+    assert rollout.advantages is advantages
+
+
+def test_an_advantage_fn_of_the_wrong_shape_is_refused_by_name():
+    rollout = make_rollout()
+    for _ in range(3):
+        rollout.add(**step())
+    with pytest.raises(ValueError, match=r"advantage_fn must return a tensor of shape \(3, 2\)"):
+        rollout.compute_advantages(torch.zeros(2), advantage_fn=lambda r, *rest: r.flatten())
+    with pytest.raises(ValueError, match="advantage_fn must return a tensor"):
+        rollout.compute_advantages(torch.zeros(2), advantage_fn=lambda r, *rest: r.numpy())
+    assert rollout.advantages is None
+
+
 def test_gae_equals_per_episode_gae_through_episode_boundaries():
     # Random rewards and values; episodes end (terminated or truncated) at random steps. The
     # advantages of each episode segment must equal GAE on that segment alone: nothing leaks

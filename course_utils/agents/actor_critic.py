@@ -27,6 +27,7 @@ from course_utils.agents.pg import PGPolicy
 from course_utils.buffers import RolloutBuffer
 from course_utils.device import get_device
 from course_utils.nn import Activation, MLPConfig, build_mlp, make_adam
+from course_utils.returns import gae
 from course_utils.schedules import linear_schedule
 from course_utils.validation import check_int
 
@@ -36,6 +37,8 @@ ActorCriticLoss = Callable[..., torch.Tensor]
 PPOLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[float]], torch.Tensor]
 # (values (B,), returns (B,), old_values (B,), clip or None) -> scalar
 ValueLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Optional[float]], torch.Tensor]
+# (rewards, values, next_values, terminated, done (all (T, N)), gamma, lam) -> advantages (T, N)
+AdvantageFn = Callable[..., torch.Tensor]
 # (log_probs, old_log_probs, advantages, values, returns, entropy (all (B,)), clip, c_v, c_e)
 #   -> scalar: PPO's whole loss in one function
 PPOFullLoss = Callable[..., torch.Tensor]
@@ -228,13 +231,17 @@ class ActorCriticAgent:
 
     ``anneal_steps``: decay the learning rate linearly to 0 over this many environment steps
     (the samples of the rollouts seen so far); ``None`` keeps it constant.
+    ``advantage_fn``: what ``train_on_policy`` computes each rollout's advantages with
+    (``rollout.compute_advantages(..., advantage_fn=agent.advantage_fn)``): ``returns.gae`` or a
+    student's function of its signature.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int,
                  size: int, activation: Activation, learning_rate: float, gamma: float,
                  gae_lambda: float, max_grad_norm: Optional[float], anneal_steps: Optional[int],
                  initial_log_std: float, orthogonal_init: bool, normalize_observations: bool,
-                 device: Optional[torch.device | str], seed: Optional[int]) -> None:
+                 device: Optional[torch.device | str], seed: Optional[int],
+                 advantage_fn: AdvantageFn = gae) -> None:
         if not learning_rate > 0:  # also refuses NaN
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
         if not 0.0 <= gamma <= 1.0:
@@ -249,6 +256,7 @@ class ActorCriticAgent:
                                   initial_log_std, orthogonal_init, normalize_observations, device)
         self.device = self.policy.device
         self.gamma, self.gae_lambda = gamma, gae_lambda
+        self.advantage_fn = advantage_fn
         self.max_grad_norm = max_grad_norm
         self.learning_rate = (linear_schedule(learning_rate, 0.0, anneal_steps)
                               if anneal_steps is not None else (lambda step: learning_rate))
@@ -312,6 +320,8 @@ class A2CAgent(ActorCriticAgent):
         max_grad_norm: clip the gradient's global norm (``None``: no clipping).
         normalize_advantages: standardise the rollout's advantages.
         loss_fn: ``actor_critic_loss`` or a student's function of the same signature.
+        advantage_fn: ``returns.gae`` or a student's function of the same signature (see
+            ``ActorCriticAgent``).
         device, seed: where the networks live; seeds their initialisation.
     """
 
@@ -320,12 +330,14 @@ class A2CAgent(ActorCriticAgent):
                  gamma: float = 0.99, gae_lambda: float = 1.0, value_coef: float = 0.5,
                  entropy_coef: float = 0.0, max_grad_norm: Optional[float] = 0.5,
                  normalize_advantages: bool = False, loss_fn: ActorCriticLoss = actor_critic_loss,
+                 advantage_fn: AdvantageFn = gae,
                  anneal_steps: Optional[int] = None, initial_log_std: float = 0.0,
                  orthogonal_init: bool = True, normalize_observations: bool = False,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
         super().__init__(observation_space, action_space, n_layers, size, activation,
                          learning_rate, gamma, gae_lambda, max_grad_norm, anneal_steps,
-                         initial_log_std, orthogonal_init, normalize_observations, device, seed)
+                         initial_log_std, orthogonal_init, normalize_observations, device, seed,
+                         advantage_fn)
         self.value_coef, self.entropy_coef = value_coef, entropy_coef
         self.normalize_advantages = normalize_advantages
         self.loss_fn = loss_fn
