@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from course_utils.envs.pusht import (AGENT_RADIUS, BLOCK_COG, BLOCK_MOMENT, GOAL_POSE,
@@ -187,35 +186,15 @@ class PushTExpert:
 
 def evaluate_expert(seeds: range | list[int] = range(50), env_id: str = "course_utils/PushT-v0",
                     **expert_kwargs: Any) -> dict[str, Any]:
-    """Run the expert once from ``env.reset(seed=s)`` for every seed (300 steps at most each).
+    """The expert under the PushT protocol (``course_utils.envs.pusht_eval.evaluate_pusht``): one
+    episode from ``env.reset(seed=s)`` for every seed, 300 steps at most each.
 
     Returns ``{"max_coverage": (S,), "success": (S,) bool, "steps": (S,)}`` per seed and their
-    means, ``"mean_max_coverage"`` and ``"success_rate"``: the protocol of the course's PushT
-    benchmark (mean maximum coverage over 50 seeded episodes).
+    means, ``"mean_max_coverage"`` and ``"success_rate"``.
     """
-    import course_utils.envs  # noqa: F401  (registers the environments)
+    from course_utils.envs.pusht_eval import evaluate_pusht
 
-    seeds = list(seeds)
-    for s in seeds:
-        check_int("seed", s, minimum=0)
-    env = gym.make(env_id)
-    expert = PushTExpert(**expert_kwargs)
-    max_coverage, success, steps = [], [], []
-    for seed in seeds:
-        obs, info = env.reset(seed=seed)
-        expert.reset()
-        best, t, done = info["coverage"], 0, False
-        while not done:
-            obs, _, terminated, truncated, info = env.step(expert(obs))
-            best, t, done = max(best, info["coverage"]), t + 1, terminated or truncated
-        max_coverage.append(best)
-        success.append(bool(info["is_success"]))
-        steps.append(t)
-    env.close()
-    result = {"max_coverage": np.array(max_coverage), "success": np.array(success), "steps": np.array(steps)}
-    result["mean_max_coverage"] = float(result["max_coverage"].mean())
-    result["success_rate"] = float(result["success"].mean())
-    return result
+    return evaluate_pusht(PushTExpert(**expert_kwargs), seeds, env_id)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,439 @@
+"""Behaviour cloning, DAgger and RL from demonstrations (notebook 09, PushT).
+
+**Behaviour cloning** (BC) is supervised learning on demonstrations: an MLP ``π(s)`` is fit to
+the demonstrated actions by minimising ``mean ‖π(s) − a‖²`` over minibatches. Inputs and
+outputs are normalised: observations to about ``[-1, 1]`` (the PushT features below: positions
+divided by the workspace, the block's angle as ``cos θ, sin θ`` so that 0 and 2π are one angle),
+actions to ``[-1, 1]`` by the action space's bounds, and mapped back to ``[low, high]`` when the
+policy acts. The loss is a parameter (``loss_fn``), so a student's own loss trains the policy::
+
+    agent = BCAgent(env.observation_space, env.action_space, features=pusht_features)
+    tracker = train_bc(agent, demos.observations, demos.actions, epochs=100)
+    evaluate_pusht(agent)                     # course_utils.envs.pusht_eval
+
+**DAgger** (Ross et al. 2011) fixes BC's compounding error: the states a cloned policy visits
+drift away from the expert's, where it was never trained. It runs the *learner*, asks the
+expert what it would have done in every visited state, adds those labels to the data set and
+trains again (``dagger``).
+
+**RL from demonstrations** for the off-policy agents (DDPG, TD3, SAC): the demonstrations sit in
+their own ``ReplayBuffer`` (``demo_replay_buffer``) and make up a fixed fraction of every
+minibatch (``course_utils.buffers.MixedReplay``); before RL starts, the actor is pre-trained by BC
+on the demonstrations (``pretrain_actor``) and the critics by regression on the demonstrations'
+discounted Monte Carlo returns (``pretrain_critic``)::
+
+    demo_buffer = demo_replay_buffer(demos, gamma=agent.gamma)
+    pretrain_actor(agent, demo_buffer); pretrain_critic(agent, demos)
+    train_off_policy(env, agent, MixedReplay(buffer, demo_buffer, demo_ratio=0.25), 50_000)
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from course_utils.agents.base import Policy
+from course_utils.buffers import ReplayBuffer
+from course_utils.device import get_device
+from course_utils.nn import MLPConfig, build_mlp, make_adam
+from course_utils.tracking import Tracker
+from course_utils.validation import check_int
+
+__all__ = ["BCAgent", "BCPolicy", "bc_mse_loss", "dagger", "demo_replay_buffer", "discounted_returns",
+           "pretrain_actor", "pretrain_critic", "pusht_features", "train_bc"]
+
+_WORKSPACE = 512.0  # PushT's workspace side, px
+
+
+def bc_mse_loss(predicted_actions: torch.Tensor, demo_actions: torch.Tensor) -> torch.Tensor:
+    """The BC loss: ``mean over batch and action dimensions of (π(s) − a)²``, a scalar.
+
+    Both arguments are ``(B, d)`` normalised actions (in ``[-1, 1]``).
+    """
+    return ((predicted_actions - demo_actions) ** 2).mean()
+
+
+def pusht_features(observations: torch.Tensor) -> torch.Tensor:
+    """PushT ``state`` observations ``(B, 5)`` → network inputs ``(B, 6)``.
+
+    ``[agent_x, agent_y, block_x, block_y]`` mapped from ``[0, 512]`` to ``[-1, 1]``, then
+    ``cos θ, sin θ`` of the block's angle: the raw angle jumps from 2π to 0 where the pose does
+    not change, which a network would have to learn as a cliff.
+    """
+    positions = observations[..., :4] / (_WORKSPACE / 2) - 1.0
+    angle = observations[..., 4:5]
+    return torch.cat([positions, torch.cos(angle), torch.sin(angle)], dim=-1)
+
+
+def _box_bounds(space: gym.Space, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+        raise ValueError(f"{name} must be a one-dimensional Box, got {space}")
+    return space.low.astype(np.float64), space.high.astype(np.float64)
+
+
+class BCPolicy(nn.Module, Policy):
+    """``π(s)``: features (or bound-normalised observations) → MLP → unit actions → ``[low, high]``.
+
+    ``forward(observations (B, n))`` returns normalised actions ``(B, d)`` (what the loss sees);
+    ``get_action(obs)`` / ``greedy_action(obs)`` take one observation ``(n,)`` (or a batch) and
+    return environment actions as NumPy, clipped to the action space.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int, size: int,
+                 features: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device) -> None:
+        super().__init__()
+        obs_low, obs_high = _box_bounds(observation_space, "observation_space")
+        act_low, act_high = _box_bounds(action_space, "action_space")
+        if not (np.all(np.isfinite(act_low)) and np.all(np.isfinite(act_high))):
+            raise ValueError(f"action_space must be bounded, got {action_space}")
+        if features is None and not (np.all(np.isfinite(obs_low)) and np.all(np.isfinite(obs_high))):
+            raise ValueError("observation_space is unbounded: pass features= to normalise observations")
+        self.device = device
+        self.features = features
+        as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
+        # Buffers move with .to(device) and are saved in state_dict.
+        self.register_buffer("obs_centre", as_tensor((obs_high + obs_low) / 2 if features is None else 0.0))
+        self.register_buffer("obs_half", as_tensor((obs_high - obs_low) / 2 if features is None else 1.0))
+        self.register_buffer("act_centre", as_tensor((act_high + act_low) / 2))
+        self.register_buffer("act_half", as_tensor((act_high - act_low) / 2))
+        self.n_observations, self.n_actions = observation_space.shape[0], action_space.shape[0]
+        n_inputs = self.n_observations
+        if features is not None:
+            n_inputs = features(torch.zeros(1, n_inputs, device=device)).shape[-1]
+        self.net = build_mlp(MLPConfig(n_inputs, action_space.shape[0], n_layers, size, "relu"), device=device)
+
+    def inputs(self, observations: torch.Tensor) -> torch.Tensor:
+        if self.features is not None:
+            return self.features(observations)
+        return (observations - self.obs_centre) / self.obs_half
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.net(self.inputs(observations))
+
+    def to_unit(self, env_actions: torch.Tensor) -> torch.Tensor:
+        """Environment actions ``(B, d)`` → the normalised actions the network predicts."""
+        return (env_actions - self.act_centre) / self.act_half
+
+    def to_env(self, unit_actions: torch.Tensor) -> torch.Tensor:
+        return self.act_centre + self.act_half * unit_actions.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def greedy_action(self, observation: Any) -> np.ndarray:
+        obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=self.device)
+        return self.to_env(self(obs)).cpu().numpy()
+
+    def get_action(self, observation: Any) -> np.ndarray:
+        return self.greedy_action(observation)
+
+
+class BCAgent:
+    """A behaviour-cloning agent: a ``BCPolicy``, its Adam optimiser and the loss.
+
+    Args:
+        observation_space, action_space: one-dimensional Boxes (the action space bounded).
+        n_layers, size: the MLP's hidden layers (ReLU).
+        learning_rate: Adam's step size.
+        features: ``(B, n) → (B, m)`` network inputs (e.g. ``pusht_features``); default: the
+            observations normalised by the observation space's bounds.
+        loss_fn: ``(predicted (B, d), demonstrated (B, d)) → scalar``, both normalised actions
+            (default ``bc_mse_loss``; a student's function trains the policy).
+        device: where the network lives (default ``get_device()``).
+        seed: seeds the network's initialisation and the minibatch order.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int = 3,
+                 size: int = 256, learning_rate: float = 1e-3,
+                 features: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bc_mse_loss,
+                 device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
+        check_int("n_layers", n_layers, minimum=0)
+        check_int("size", size)
+        if not callable(loss_fn):
+            raise TypeError(f"loss_fn must be callable (predicted, demonstrated) -> loss, got {loss_fn!r}")
+        self.device = torch.device(device) if device is not None else get_device()
+        self.generator = torch.Generator()
+        if seed is not None:
+            torch.manual_seed(seed)
+            self.generator.manual_seed(seed)
+        self.policy = BCPolicy(observation_space, action_space, n_layers, size, features, self.device)
+        self.optimizer = make_adam(self.policy.parameters(), learning_rate, self.device)
+        self.loss_fn = loss_fn
+
+    def update(self, observations: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """One gradient step on a minibatch: observations ``(B, n)``, environment actions ``(B, d)``.
+
+        Returns the loss (a detached scalar tensor: no ``.item()`` in the hot path).
+        """
+        loss = self.loss_fn(self.policy(observations), self.policy.to_unit(actions))
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            raise ValueError(f"loss_fn must return a scalar tensor, got "
+                             f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
+        if not loss.requires_grad:
+            raise ValueError("loss_fn returned a loss without a gradient (was it detached?)")
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _as_dataset(name: str, values: Any, device: torch.device, width: int) -> torch.Tensor:
+    tensor = torch.as_tensor(np.asarray(values), dtype=torch.float32, device=device)
+    if tensor.ndim != 2 or tensor.shape[1] != width:
+        raise ValueError(f"{name} must have shape (N, {width}), got {tuple(tensor.shape)}")
+    return tensor
+
+
+def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, batch_size: int = 256,
+             tracker: Optional[Tracker] = None, eval_every: int = 0,
+             evaluate: Optional[Callable[[BCAgent], dict[str, float]]] = None,
+             progress: bool = True) -> Tracker:
+    """Minibatch training of ``agent`` on demonstrations for ``epochs`` passes over the data.
+
+    Args:
+        agent: a ``BCAgent``.
+        observations, actions: the demonstrations, ``(N, n)`` and ``(N, d)`` (environment units).
+        epochs: passes over the data, each in shuffled minibatches of ``batch_size``.
+        tracker: where metrics go (a new one by default, x axis "epoch"); passing the tracker of
+            an earlier call continues its epoch count.
+        eval_every, evaluate: every ``eval_every`` epochs (and after the last), log the metrics
+            ``evaluate(agent)`` returns, e.g.
+            ``lambda a: {"coverage": evaluate_pusht(a, range(10))["mean_max_coverage"]}``.
+        progress: show a tqdm bar with the current loss.
+
+    Logged per epoch: ``train_loss`` (the mean minibatch loss). Interrupting (Ctrl-C, Kernel →
+    Interrupt) keeps the agent and the tracker as they are.
+    """
+    epochs = check_int("epochs", epochs, minimum=0)
+    batch_size = check_int("batch_size", batch_size)
+    check_int("eval_every", eval_every, minimum=0)
+    if eval_every and evaluate is None:
+        raise ValueError("eval_every > 0 needs evaluate (a function of the agent that returns metrics)")
+    obs = _as_dataset("observations", observations, agent.device, agent.policy.n_observations)
+    act = _as_dataset("actions", actions, agent.device, agent.policy.n_actions)
+    if len(obs) != len(act) or len(obs) == 0:
+        raise ValueError(f"observations and actions must have the same, non-zero length, got "
+                         f"{len(obs)} and {len(act)}")
+    tracker = tracker if tracker is not None else Tracker(x_label="epoch")
+    first = int(tracker.steps("train_loss")[-1]) if "train_loss" in tracker.keys else 0
+    bar = tqdm(range(first + 1, first + epochs + 1), disable=not progress, desc="BC", file=sys.stdout,
+               mininterval=1.0, unit="epoch")
+    try:
+        for epoch in bar:
+            order = torch.randperm(len(obs), generator=agent.generator).to(agent.device)
+            losses = [agent.update(obs[idx], act[idx]) for idx in order.split(batch_size)]
+            loss = torch.stack(losses).mean().item()  # one synchronisation per epoch
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"the BC loss is {loss} at epoch {epoch}")
+            metrics = {"train_loss": loss}
+            if eval_every and (epoch % eval_every == 0 or epoch == first + epochs):
+                metrics.update(evaluate(agent))
+            tracker.log(epoch, **metrics)
+            bar.set_postfix({"loss": f"{loss:.4f}"}, refresh=False)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted after {len(tracker.steps('train_loss')) if 'train_loss' in tracker.keys else 0} "
+              "epochs in all; the agent and the tracker keep everything so far.")
+    finally:
+        bar.close()
+    return tracker
+
+
+def dagger(agent: BCAgent, expert: Any, observations: Any, actions: Any, iterations: int, *,
+           episodes_per_iteration: int = 20, epochs: int = 50, beta: float = 0.0, seed: int = 10_000,
+           env_id: str = "course_utils/PushT-v0", batch_size: int = 256, tracker: Optional[Tracker] = None,
+           evaluate: Optional[Callable[[BCAgent], dict[str, float]]] = None,
+           progress: bool = True) -> tuple[np.ndarray, np.ndarray, Tracker]:
+    """DAgger: roll out the learner, label every visited state with the expert, retrain on all.
+
+    Each iteration runs ``episodes_per_iteration`` episodes (reset seeds ``seed, seed + 1, …``,
+    different from the evaluation seeds 0–49), acting with the expert with probability ``beta``
+    and with the learner otherwise (β = 0: the learner only, the usual choice after the first
+    round), stores ``(state, expert(state))`` for every visited state, then trains ``agent``
+    ``epochs`` more epochs on the aggregated data set. The expert must have ``reset()`` and
+    ``expert(obs)``; it is called in every visited state, also when the learner acts, so its
+    internal state follows the episode.
+
+    Returns the aggregated ``(observations (N, n), actions (N, d))`` and the tracker (per epoch
+    ``train_loss``; per iteration ``dagger_states``, the data set size, and whatever
+    ``evaluate(agent)`` returns).
+    """
+    import course_utils.envs  # noqa: F401  (registers the environments)
+
+    iterations = check_int("iterations", iterations, minimum=0)
+    episodes_per_iteration = check_int("episodes_per_iteration", episodes_per_iteration)
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    all_obs, all_act = [np.asarray(observations, np.float64)], [np.asarray(actions, np.float64)]
+    tracker = tracker if tracker is not None else Tracker(x_label="epoch")
+    rng = np.random.default_rng(seed)
+    env = gym.make(env_id)
+    for iteration in range(iterations):
+        new_obs, new_act = [], []
+        for episode in range(episodes_per_iteration):
+            obs, _ = env.reset(seed=seed + iteration * episodes_per_iteration + episode)
+            expert.reset()
+            done = False
+            while not done:
+                label = expert(obs)
+                new_obs.append(obs)
+                new_act.append(label)
+                action = label if rng.random() < beta else agent.policy.greedy_action(obs)
+                obs, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+        all_obs.append(np.array(new_obs))
+        all_act.append(np.array(new_act))
+        data_obs, data_act = np.concatenate(all_obs), np.concatenate(all_act)
+        train_bc(agent, data_obs, data_act, epochs, batch_size=batch_size, tracker=tracker,
+                 progress=progress)
+        extra = evaluate(agent) if evaluate is not None else {}
+        tracker.log(int(tracker.steps("train_loss")[-1]), dagger_states=len(data_obs), **extra)
+    env.close()
+    return np.concatenate(all_obs), np.concatenate(all_act), tracker
+
+
+# ------------------------------------------------------------------ RL from demonstrations
+
+def discounted_returns(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -> np.ndarray:
+    """Monte Carlo returns ``G_t = r_t + γ r_{t+1} + …`` to the end of each episode, ``(N,)``.
+
+    ``rewards`` ``(N,)`` of consecutive episodes; ``episode_ends`` ``(E,)`` one past each
+    episode's last step (PushTDemos' convention). An episode that was truncated rather than
+    terminated has a future beyond its end that these returns leave out.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    returns = np.zeros_like(rewards)
+    start = 0
+    for end in np.asarray(episode_ends):
+        running = 0.0
+        for t in range(end - 1, start - 1, -1):  # backwards: G_t = r_t + γ G_{t+1}
+            running = rewards[t] + gamma * running
+            returns[t] = running
+        start = end
+    return returns
+
+
+def _demo_transitions(demos: Any) -> dict[str, np.ndarray]:
+    """The transitions ``(s, a, r, s', terminated, truncated)`` of ``PushTDemos``, ``(N, ...)``."""
+    from course_utils.envs.pusht import SUCCESS_THRESHOLD, coverage_reward
+
+    ends = np.asarray(demos.episode_ends)
+    next_observations = np.concatenate([demos.observations[1:], demos.observations[:1]]).copy()
+    next_observations[ends - 1] = demos.final_observations  # the last step's s' is the final state
+    last = np.zeros(len(demos.observations), dtype=bool)
+    last[ends - 1] = True
+    terminated = last & (np.asarray(demos.coverage) > SUCCESS_THRESHOLD)
+    return {"observations": np.asarray(demos.observations, np.float32),
+            "actions": np.asarray(demos.actions, np.float32),
+            "rewards": coverage_reward(np.asarray(demos.coverage)).astype(np.float32),
+            "next_observations": next_observations.astype(np.float32),
+            "terminated": terminated, "truncated": last & ~terminated}
+
+
+def demo_replay_buffer(demos: Any, device: Optional[torch.device | str] = None,
+                       seed: Optional[int] = None,
+                       observation_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None
+                       ) -> ReplayBuffer:
+    """The transitions of ``PushTDemos`` in a ``ReplayBuffer`` of exactly their number.
+
+    The reward is PushT's, ``clip(coverage / 0.95, 0, 1)``; the last step of an episode is
+    ``terminated`` if its coverage passed 0.95, else ``truncated``. ``observation_transform``
+    ``(N, 5) → (N, m)`` maps the states as the agent's environment does (e.g. a normalising
+    wrapper), so demonstrations and the agent's own transitions look alike.
+    """
+    data = _demo_transitions(demos)
+    if observation_transform is not None:
+        for key in ("observations", "next_observations"):
+            data[key] = np.asarray(observation_transform(data[key]), np.float32)
+    buffer = ReplayBuffer(len(data["rewards"]), data["observations"].shape[1:], data["actions"].shape[1:],
+                          action_dtype=torch.float32, device=device, seed=seed)
+    buffer.extend(*(data[k] for k in ("observations", "actions", "rewards", "next_observations",
+                                       "terminated", "truncated")))
+    return buffer
+
+
+def _deterministic_actor(agent: Any) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """The actor module of DDPG/TD3 (``actor``) or SAC (``actor.deterministic``) and its forward."""
+    actor = getattr(agent, "actor", None)
+    if not isinstance(actor, nn.Module) or not hasattr(agent, "scaler"):
+        raise TypeError(f"agent must be a DDPGAgent, TD3Agent or SACAgent, got {type(agent).__name__}")
+    return actor, getattr(actor, "deterministic", actor)
+
+
+def pretrain_actor(agent: Any, demo_buffer: ReplayBuffer, steps: int = 2_000, batch_size: int = 256,
+                   loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bc_mse_loss,
+                   learning_rate: float = 1e-3, progress: bool = True) -> list[float]:
+    """BC pre-training of an off-policy agent's actor on the demonstrations.
+
+    Minimises ``loss_fn(μ(s), a)`` over minibatches of ``demo_buffer``, with actions in the
+    agent's unit box (``agent.scaler.to_unit``), by its own Adam of ``learning_rate`` (the
+    agent's optimiser keeps its state for RL). For SAC the deterministic action ``tanh(mean)``
+    is trained. Returns the loss every 100 steps. The target networks are copied from the
+    trained actor (DDPG/TD3), so the first targets use it.
+    """
+    steps = check_int("steps", steps, minimum=0)
+    actor, forward = _deterministic_actor(agent)
+    optimizer = torch.optim.Adam(actor.parameters(), lr=learning_rate)
+    losses = []
+    for step in tqdm(range(steps), disable=not progress, desc="actor pre-training", file=sys.stdout,
+                     mininterval=1.0):
+        batch = demo_buffer.sample(batch_size)
+        loss = loss_fn(forward(batch.observations), agent.scaler.to_unit(batch.actions).clamp(-1, 1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0 or step == steps - 1:
+            losses.append(loss.item())
+    if hasattr(agent, "actor_target"):
+        agent.actor_target.load_state_dict(actor.state_dict())
+    return losses
+
+
+def pretrain_critic(agent: Any, demos: Any, steps: int = 2_000, batch_size: int = 256,
+                    learning_rate: float = 1e-3, device: Optional[torch.device | str] = None,
+                    observation_transform: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                    progress: bool = True) -> list[float]:
+    """Monte Carlo pre-training of the critics: ``Q_i(s_t, a_t) → G_t``, the demonstrations'
+    discounted returns with the agent's ``gamma``, by MSE over minibatches.
+
+    The returns come from ``discounted_returns`` over the demonstrations' episodes (rewards
+    ``clip(coverage / 0.95, 0, 1)``), so nothing depends on the order of a transition's fields.
+    Every critic of ``agent.critics`` is trained; the target critics are then copied from them.
+    Returns the loss every 100 steps.
+    """
+    steps = check_int("steps", steps, minimum=0)
+    _deterministic_actor(agent)  # the same agents as pretrain_actor
+    device = torch.device(device) if device is not None else agent.device
+    data = _demo_transitions(demos)
+    returns = discounted_returns(data["rewards"], demos.episode_ends, agent.gamma)
+    observations = data["observations"]
+    if observation_transform is not None:
+        observations = observation_transform(observations)
+    obs = torch.as_tensor(np.asarray(observations), dtype=torch.float32, device=device)
+    actions = agent.scaler.to_unit(torch.as_tensor(data["actions"], device=device)).clamp(-1, 1)
+    targets = torch.as_tensor(returns, dtype=torch.float32, device=device)
+    optimizer = torch.optim.Adam(agent.critics.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for step in tqdm(range(steps), disable=not progress, desc="critic pre-training", file=sys.stdout,
+                     mininterval=1.0):
+        idx = torch.randint(len(obs), (batch_size,), generator=generator).to(device)
+        loss = sum(((critic(obs[idx], actions[idx]) - targets[idx]) ** 2).mean() for critic in agent.critics)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0 or step == steps - 1:
+            losses.append(loss.item())
+    agent.critics_target.load_state_dict(agent.critics.state_dict())
+    return losses
