@@ -1,0 +1,205 @@
+"""Unit tests of notebook 09's PushT checks (course_utils.grading.checks.pusht): each check passes
+on reference implementations (several correct styles) and fails, with a helpful message, on
+plausible wrong answers of students."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.path import Path
+
+from check_helpers import assert_fails, assert_passes, not_implemented
+from course_utils.agents.bc import bc_mse_loss
+from course_utils.envs.pusht import T_AREA, T_RECTANGLES, coverage, t_polygons
+from course_utils.grading.checks.pusht import check_bc_loss, check_coverage
+
+CHECKS = [check_bc_loss, check_coverage]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_an_unfinished_exercise_fails_with_a_message_saying_so(check, capsys):
+    exercise = check.__name__.removeprefix("check_")
+    with pytest.raises(AssertionError, match=f"{exercise}.*not implemented yet"):
+        check(not_implemented)
+    assert "✓" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_a_function_that_returns_nothing_fails(check, capsys):
+    with pytest.raises(AssertionError):
+        check(lambda *args, **kwargs: None)
+    assert "✓" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_a_bug_that_raises_is_shown_as_itself(check, capsys):
+    def typo(*args, **kwargs):
+        return [0.0] + "1"
+
+    with pytest.raises(TypeError):
+        check(typo)
+    assert "✓" not in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------- BC loss
+
+def loss_functional(predicted, demonstrated):
+    """Correct, with torch.nn.functional."""
+    return F.mse_loss(predicted, demonstrated)
+
+
+def loss_by_hand(predicted, demonstrated):
+    """Correct: the sum over dimensions, divided by the number of entries."""
+    return ((predicted - demonstrated) ** 2).sum() / predicted.numel()
+
+
+@pytest.mark.parametrize("fn", [bc_mse_loss, loss_functional, loss_by_hand])
+def test_bc_loss_passes_correct_implementations(fn, capsys):
+    assert_passes(check_bc_loss, fn, capsys, "bc_loss")
+
+
+def test_bc_loss_sum_instead_of_mean_fails():
+    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).sum(), "expected 0.9271", "not .sum()")
+
+
+def test_bc_loss_wrong_sign_fails():
+    assert_fails(check_bc_loss, lambda p, a: -((p - a) ** 2).mean(), "Check the sign")
+
+
+def test_bc_loss_absolute_error_fails():
+    assert_fails(check_bc_loss, lambda p, a: (p - a).abs().mean(), "ABSOLUTE")
+
+
+def test_bc_loss_detached_fails():
+    assert_fails(check_bc_loss, lambda p, a: ((p.detach() - a) ** 2).mean(), "no gradient")
+
+
+def test_bc_loss_sum_over_action_dimensions_fails():
+    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).sum(dim=1).mean(), "action dimensions too")
+
+
+def test_bc_loss_item_fails():
+    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).mean().item(), "no .item()")
+
+
+def test_bc_loss_unreduced_fails():
+    assert_fails(check_bc_loss, lambda p, a: (p - a) ** 2, "shape (3, 2)", "scalar")
+
+
+def test_bc_loss_root_mean_square_fails():
+    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).mean().sqrt(), "No square root")
+
+
+def test_bc_loss_in_place_fails():
+    def in_place(p, a):
+        a -= p.detach()
+        return (a ** 2).mean() + 0 * p.sum()
+
+    assert_fails(check_bc_loss, in_place, "modified its input demo_actions")
+
+
+# ------------------------------------------------------------------------------------ coverage
+
+def coverage_exact(pose, goal_pose):
+    """Correct: the library's exact polygon intersection."""
+    return float(coverage(pose, goal_pose))
+
+
+def coverage_raster_paths(pose, goal_pose):
+    """Correct: a 1-px grid over the goal's bounding box, matplotlib's point-in-polygon test."""
+    goal = t_polygons(goal_pose)
+    low, high = goal.reshape(-1, 2).min(axis=0), goal.reshape(-1, 2).max(axis=0)
+    xs, ys = np.arange(low[0] + 0.5, high[0], 1.0), np.arange(low[1] + 0.5, high[1], 1.0)
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+
+    def inside(polygons):
+        return Path(polygons[0]).contains_points(points) | Path(polygons[1]).contains_points(points)
+
+    in_goal = inside(goal)
+    return (in_goal & inside(t_polygons(pose))).sum() / in_goal.sum()
+
+
+def _inside_t(points, pose, angle_sign=1.0, rectangles=T_RECTANGLES):
+    """Points (M, 2) inside the T at pose, by moving them into the T's frame: R(−θ)(p − origin)."""
+    c, s = np.cos(angle_sign * pose[2]), np.sin(angle_sign * pose[2])
+    d = points - pose[:2]
+    local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+    low, high = rectangles.min(axis=1), rectangles.max(axis=1)
+    return np.any(np.all((local[:, None] >= low) & (local[:, None] <= high), axis=-1), axis=1)
+
+
+def _grid(spacing=1.0):
+    xs = np.arange(spacing / 2, 512, spacing)
+    return np.stack(np.meshgrid(xs, xs), axis=-1).reshape(-1, 2)
+
+
+def coverage_raster_local(pose, goal_pose):
+    """Correct: the whole workspace on a 1-px grid, inside tests in each T's own frame."""
+    points = _grid()
+    in_goal = _inside_t(points, goal_pose)
+    return float((in_goal & _inside_t(points, pose)).sum() / in_goal.sum())
+
+
+@pytest.mark.parametrize("fn", [coverage_exact, coverage_raster_paths, coverage_raster_local])
+def test_coverage_passes_correct_implementations(fn, capsys):
+    assert_passes(check_coverage, fn, capsys, "coverage")
+
+
+def test_coverage_ignoring_the_angle_fails():
+    def no_angle(pose, goal_pose):
+        return coverage_raster_local(np.array([*pose[:2], 0.0]), np.array([*goal_pose[:2], 0.0]))
+
+    assert_fails(check_coverage, no_angle, "Turned by π")
+
+
+def test_coverage_as_intersection_over_union_fails():
+    def iou(pose, goal_pose):
+        points = _grid()
+        a, b = _inside_t(points, pose), _inside_t(points, goal_pose)
+        return float((a & b).sum() / (a | b).sum())
+
+    assert_fails(check_coverage, iou, "not IoU")
+
+
+def test_coverage_as_a_percentage_fails():
+    assert_fails(check_coverage, lambda p, g: 100 * coverage_exact(p, g), "not a percentage")
+
+
+def test_coverage_of_the_crossbar_only_fails():
+    def crossbar_only(pose, goal_pose):
+        points = _grid()
+        in_goal = _inside_t(points, goal_pose)
+        return float((in_goal & _inside_t(points, pose, rectangles=T_RECTANGLES[:1])).sum() / in_goal.sum())
+
+    assert_fails(check_coverage, crossbar_only, "expected 1.0000")
+
+
+def test_coverage_rotating_the_wrong_way_fails():
+    def wrong_way(pose, goal_pose):
+        points = _grid()
+        in_goal = _inside_t(points, goal_pose, angle_sign=-1.0)
+        return float((in_goal & _inside_t(points, pose, angle_sign=-1.0)).sum() / in_goal.sum())
+
+    assert_fails(check_coverage, wrong_way, "Rotated Ts")
+
+
+def test_coverage_divided_by_the_workspace_fails():
+    def per_workspace(pose, goal_pose):
+        points = _grid()
+        return float((_inside_t(points, goal_pose) & _inside_t(points, pose)).sum() / len(points))
+
+    assert_fails(check_coverage, per_workspace, "A T exactly on its goal covers all of it")
+
+
+def test_coverage_returning_an_array_fails():
+    assert_fails(check_coverage, lambda p, g: np.array([coverage_exact(p, g)]), "expected one number")
+
+
+def test_coverage_hand_computed_cases_agree_with_the_area():
+    # The check's hand-computed fractions: two axis-aligned Ts, checked with the exact function.
+    goal = np.array([256.0, 256.0, 0.0])
+    for shift, area in (((10, 0), 3300 + 1800), ((30, 0), 2700), ((0, 15), 1800 + 450 + 2250)):
+        pose = goal + np.array([*shift, 0.0])
+        assert coverage(pose, goal) == pytest.approx(area / T_AREA)
