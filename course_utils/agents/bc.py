@@ -46,7 +46,7 @@ from course_utils.tracking import Tracker
 from course_utils.validation import check_int
 
 __all__ = ["BCAgent", "BCPolicy", "bc_mse_loss", "dagger", "demo_replay_buffer", "discounted_returns",
-           "pretrain_actor", "pretrain_critic", "pusht_features", "train_bc"]
+           "pretrain_actor", "pretrain_critic", "pusht_agent_position", "pusht_features", "train_bc"]
 
 _WORKSPACE = 512.0  # PushT's workspace side, px
 
@@ -60,15 +60,26 @@ def bc_mse_loss(predicted_actions: torch.Tensor, demo_actions: torch.Tensor) -> 
 
 
 def pusht_features(observations: torch.Tensor) -> torch.Tensor:
-    """PushT ``state`` observations ``(B, 5)`` → network inputs ``(B, 6)``.
+    """PushT ``state`` observations ``(B, 5)`` → network inputs ``(B, 8)``.
 
-    ``[agent_x, agent_y, block_x, block_y]`` mapped from ``[0, 512]`` to ``[-1, 1]``, then
-    ``cos θ, sin θ`` of the block's angle: the raw angle jumps from 2π to 0 where the pose does
-    not change, which a network would have to learn as a cliff.
+    ``[agent_x, agent_y, block_x, block_y]`` mapped from ``[0, 512]`` to ``[-1, 1]``; ``cos θ,
+    sin θ`` of the block's angle (the raw angle jumps from 2π to 0 where the pose does not change,
+    which a network would have to learn as a cliff); and the agent's position in the block's
+    frame, ``R(−θ)(agent − block)`` / 128: where the pusher is relative to the faces of the T,
+    which is what decides a push.
     """
     positions = observations[..., :4] / (_WORKSPACE / 2) - 1.0
-    angle = observations[..., 4:5]
-    return torch.cat([positions, torch.cos(angle), torch.sin(angle)], dim=-1)
+    cos, sin = torch.cos(observations[..., 4:5]), torch.sin(observations[..., 4:5])
+    dx, dy = (observations[..., 0:1] - observations[..., 2:3]), (observations[..., 1:2] - observations[..., 3:4])
+    local = torch.cat([cos * dx + sin * dy, -sin * dx + cos * dy], dim=-1) / 128.0
+    return torch.cat([positions, cos, sin, local], dim=-1)
+
+
+def pusht_agent_position(observations: torch.Tensor) -> torch.Tensor:
+    """The pusher's position ``(B, 2)`` of PushT ``state`` observations ``(B, 5)``: with
+    ``action_offset=pusht_agent_position`` the policy predicts where to move *relative to the
+    pusher*, a small number where precision matters (while pushing)."""
+    return observations[..., :2]
 
 
 def _box_bounds(space: gym.Space, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,15 +89,23 @@ def _box_bounds(space: gym.Space, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class BCPolicy(nn.Module, Policy):
-    """``π(s)``: features (or bound-normalised observations) → MLP → unit actions → ``[low, high]``.
+    """``π(s)``: features (or bound-normalised observations) → MLP → normalised action → env action.
+
+    The network predicts a normalised action ``u``; the environment action is
+    ``centre + half_width · clip(u, −1, 1)`` by the action space's bounds, or, with an
+    ``action_offset``, ``offset(s) + action_scale · u`` (an action relative to, e.g., the
+    pusher's position), clipped to the bounds either way.
 
     ``forward(observations (B, n))`` returns normalised actions ``(B, d)`` (what the loss sees);
+    ``to_unit(actions, observations)`` maps demonstrated actions the same way;
     ``get_action(obs)`` / ``greedy_action(obs)`` take one observation ``(n,)`` (or a batch) and
-    return environment actions as NumPy, clipped to the action space.
+    return environment actions as NumPy.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int, size: int,
-                 features: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device) -> None:
+                 features: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device,
+                 action_offset: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 action_scale: float = 100.0) -> None:
         super().__init__()
         obs_low, obs_high = _box_bounds(observation_space, "observation_space")
         act_low, act_high = _box_bounds(action_space, "action_space")
@@ -94,19 +113,21 @@ class BCPolicy(nn.Module, Policy):
             raise ValueError(f"action_space must be bounded, got {action_space}")
         if features is None and not (np.all(np.isfinite(obs_low)) and np.all(np.isfinite(obs_high))):
             raise ValueError("observation_space is unbounded: pass features= to normalise observations")
+        if not action_scale > 0:
+            raise ValueError(f"action_scale must be > 0, got {action_scale}")
         self.device = device
-        self.features = features
+        self.features, self.action_offset, self.action_scale = features, action_offset, float(action_scale)
         as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
         # Buffers move with .to(device) and are saved in state_dict.
         self.register_buffer("obs_centre", as_tensor((obs_high + obs_low) / 2 if features is None else 0.0))
         self.register_buffer("obs_half", as_tensor((obs_high - obs_low) / 2 if features is None else 1.0))
-        self.register_buffer("act_centre", as_tensor((act_high + act_low) / 2))
-        self.register_buffer("act_half", as_tensor((act_high - act_low) / 2))
+        self.register_buffer("act_low", as_tensor(act_low))
+        self.register_buffer("act_high", as_tensor(act_high))
         self.n_observations, self.n_actions = observation_space.shape[0], action_space.shape[0]
         n_inputs = self.n_observations
         if features is not None:
             n_inputs = features(torch.zeros(1, n_inputs, device=device)).shape[-1]
-        self.net = build_mlp(MLPConfig(n_inputs, action_space.shape[0], n_layers, size, "relu"), device=device)
+        self.net = build_mlp(MLPConfig(n_inputs, self.n_actions, n_layers, size, "relu"), device=device)
 
     def inputs(self, observations: torch.Tensor) -> torch.Tensor:
         if self.features is not None:
@@ -116,17 +137,24 @@ class BCPolicy(nn.Module, Policy):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return self.net(self.inputs(observations))
 
-    def to_unit(self, env_actions: torch.Tensor) -> torch.Tensor:
-        """Environment actions ``(B, d)`` → the normalised actions the network predicts."""
-        return (env_actions - self.act_centre) / self.act_half
+    def to_unit(self, env_actions: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
+        """Environment actions ``(B, d)`` (taken in ``observations``) → normalised actions."""
+        if self.action_offset is not None:
+            return (env_actions - self.action_offset(observations)) / self.action_scale
+        return 2 * (env_actions - self.act_low) / (self.act_high - self.act_low) - 1
 
-    def to_env(self, unit_actions: torch.Tensor) -> torch.Tensor:
-        return self.act_centre + self.act_half * unit_actions.clamp(-1.0, 1.0)
+    def to_env(self, unit_actions: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
+        """Normalised actions ``(B, d)`` → environment actions, within the action space."""
+        if self.action_offset is not None:
+            actions = self.action_offset(observations) + self.action_scale * unit_actions
+        else:
+            actions = self.act_low + (unit_actions.clamp(-1, 1) + 1) / 2 * (self.act_high - self.act_low)
+        return torch.maximum(torch.minimum(actions, self.act_high), self.act_low)
 
     @torch.no_grad()
     def greedy_action(self, observation: Any) -> np.ndarray:
         obs = torch.as_tensor(np.asarray(observation), dtype=torch.float32, device=self.device)
-        return self.to_env(self(obs)).cpu().numpy()
+        return self.to_env(self(obs), obs).cpu().numpy()
 
     def get_action(self, observation: Any) -> np.ndarray:
         return self.greedy_action(observation)
@@ -141,6 +169,9 @@ class BCAgent:
         learning_rate: Adam's step size.
         features: ``(B, n) → (B, m)`` network inputs (e.g. ``pusht_features``); default: the
             observations normalised by the observation space's bounds.
+        action_offset, action_scale: predict actions as ``offset(s) + scale · u`` (e.g.
+            ``pusht_agent_position`` and 100 px: a move relative to the pusher); default: the
+            action space's bounds map ``[-1, 1]`` onto ``[low, high]``.
         loss_fn: ``(predicted (B, d), demonstrated (B, d)) → scalar``, both normalised actions
             (default ``bc_mse_loss``; a student's function trains the policy).
         device: where the network lives (default ``get_device()``).
@@ -151,6 +182,8 @@ class BCAgent:
                  size: int = 256, learning_rate: float = 1e-3,
                  features: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bc_mse_loss,
+                 action_offset: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 action_scale: float = 100.0,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
         check_int("n_layers", n_layers, minimum=0)
         check_int("size", size)
@@ -161,7 +194,8 @@ class BCAgent:
         if seed is not None:
             torch.manual_seed(seed)
             self.generator.manual_seed(seed)
-        self.policy = BCPolicy(observation_space, action_space, n_layers, size, features, self.device)
+        self.policy = BCPolicy(observation_space, action_space, n_layers, size, features, self.device,
+                               action_offset, action_scale)
         self.optimizer = make_adam(self.policy.parameters(), learning_rate, self.device)
         self.loss_fn = loss_fn
 
@@ -170,7 +204,7 @@ class BCAgent:
 
         Returns the loss (a detached scalar tensor: no ``.item()`` in the hot path).
         """
-        loss = self.loss_fn(self.policy(observations), self.policy.to_unit(actions))
+        loss = self.loss_fn(self.policy(observations), self.policy.to_unit(actions, observations))
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
             raise ValueError(f"loss_fn must return a scalar tensor, got "
                              f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
