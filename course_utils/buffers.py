@@ -635,3 +635,59 @@ def store_episode(buffer: ReplayBuffer, episode: GoalEpisode,
     indices = _checked_goal_indices(goal_selection(T, k, rng), T, k)
     buffer.extend(*relabelled_transitions(episode, indices, compute_reward, compute_terminated))
     return T * (1 + k)
+
+
+class MixedReplay:
+    """The agent's replay buffer with demonstrations mixed into every batch at a fixed ratio.
+
+    ``sample(B)`` returns ``round(demo_ratio · B)`` transitions from ``demo_buffer`` followed by
+    the rest from ``buffer`` (demonstrations first), one ``ReplayBatch``; ``add`` and ``extend``
+    go to ``buffer`` only, so the demonstrations are never overwritten. It stands in for a
+    ``ReplayBuffer`` in ``train_off_policy`` (``add``, ``sample``, ``len``, ``state_dict``)::
+
+        train_off_policy(env, agent, MixedReplay(buffer, demo_buffer, demo_ratio=0.25), 50_000)
+
+    Both buffers must store the same shapes and dtypes and live on the same device.
+    ``len`` is the agent's part; ``state_dict`` saves both parts.
+    """
+
+    def __init__(self, buffer: ReplayBuffer, demo_buffer: ReplayBuffer, demo_ratio: float = 0.25) -> None:
+        if not 0.0 <= demo_ratio <= 1.0:
+            raise ValueError(f"demo_ratio must be in [0, 1], got {demo_ratio}")
+        if len(demo_buffer) == 0 and demo_ratio > 0:
+            raise ValueError("demo_buffer is empty; add the demonstrations first")
+        for name in _FIELDS:
+            mine, theirs = buffer._storage[name], demo_buffer._storage[name]
+            if mine.shape[1:] != theirs.shape[1:] or mine.dtype != theirs.dtype or mine.device != theirs.device:
+                raise ValueError(f"demo_buffer stores {name} as {tuple(theirs.shape[1:])} {theirs.dtype} on "
+                                 f"{theirs.device}, buffer as {tuple(mine.shape[1:])} {mine.dtype} on "
+                                 f"{mine.device}")
+        self.buffer, self.demo_buffer, self.demo_ratio = buffer, demo_buffer, float(demo_ratio)
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def add(self, *transition: Any) -> None:
+        self.buffer.add(*transition)
+
+    def extend(self, *transitions: Any) -> None:
+        self.buffer.extend(*transitions)
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        batch_size = check_int("batch_size", batch_size)
+        n_demo = round(self.demo_ratio * batch_size)
+        if n_demo == batch_size or len(self.buffer) == 0:  # nothing of the agent's yet
+            return self.demo_buffer.sample(batch_size)
+        if n_demo == 0:
+            return self.buffer.sample(batch_size)
+        demo, own = self.demo_buffer.sample(n_demo), self.buffer.sample(batch_size - n_demo)
+        return ReplayBatch(**{name: torch.cat([getattr(demo, name), getattr(own, name)]) for name in _FIELDS})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.state_dict(), "demo_buffer": self.demo_buffer.state_dict(),
+                "demo_ratio": self.demo_ratio}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.buffer.load_state_dict(state["buffer"])
+        self.demo_buffer.load_state_dict(state["demo_buffer"])
+        self.demo_ratio = float(state["demo_ratio"])
