@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however
 from protocol import result_line, task  # noqa: E402
 
 from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
+from course_utils.agents.bc import BCAgent, pusht_agent_position, pusht_features, train_bc  # noqa: E402
 from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
 from course_utils.agents.sac import SACAgent  # noqa: E402
@@ -70,8 +71,15 @@ def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
+def make_bc(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> BCAgent:
+    """BC on PushT's state: the PushT features in, a move relative to the pusher out."""
+    return BCAgent(env.observation_space, env.action_space, features=pusht_features,
+                   action_offset=pusht_agent_position, device=device, seed=seed, **settings)
+
+
 MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
-                                         "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo}
+                                         "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
+                                         "bc": make_bc}
 ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
@@ -113,15 +121,52 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                        n_epochs=10, batch_size=64, normalize_observations=True),
                             envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
     },
+    # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes);
+    # its budget and evaluation period count epochs over them, not environment steps.
+    "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
+                                         demos=200, loop=dict(batch_size=256))},
 }
 
 
+def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
+             demos: int | None = None) -> tuple[bool, int, float, float]:
+    """BC on the first ``demos`` shipped episodes, evaluated every ``eval_every`` epochs with the
+    PushT protocol (mean maximum coverage over seeds 0-49) until it reaches ``target`` or
+    ``budget`` epochs; ``env_steps`` is the number of demonstration steps trained on."""
+    import time
+
+    import course_utils.envs  # noqa: F401  (registers PushT)
+    from course_utils.envs.pusht_demos import load_demos
+    from course_utils.envs.pusht_eval import evaluate_pusht
+
+    settings = SETTINGS["bc"][env_id]
+    data = load_demos()
+    n_episodes = demos or settings["demos"]
+    if not 1 <= n_episodes <= data.num_episodes:
+        raise SystemExit(f"--demos must be in 1..{data.num_episodes}, got {n_episodes}")
+    end = data.episode_ends[n_episodes - 1]
+    agent = make_bc(gym.make(env_id), device=device, seed=seed, **settings["agent"])
+    seconds, epochs, score = 0.0, 0, 0.0
+    while epochs < budget:
+        start = time.perf_counter()
+        train_bc(agent, data.observations[:end], data.actions[:end], min(eval_every, budget - epochs),
+                 progress=False, **settings["loop"])
+        seconds += time.perf_counter() - start
+        epochs = min(epochs + eval_every, budget)
+        score = evaluate_pusht(agent, range(50), env_id)["mean_max_coverage"]
+        if score >= target:
+            break
+    return score >= target, int(end), seconds, score
+
+
 def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, target: float,
-          device: torch.device) -> tuple[bool, int, float, float]:
+          device: torch.device, demos: int | None = None) -> tuple[bool, int, float, float]:
     """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score)``."""
     settings = SETTINGS[algo].get(env_id)
     if settings is None:
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
+    if algo == "bc":
+        return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     if algo in ON_POLICY:
@@ -149,6 +194,8 @@ def main() -> None:
                         help="give up after this many environment steps (default: the task's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    parser.add_argument("--demos", type=int, default=None,
+                        help="bc: train on the first N shipped demonstration episodes (default 200)")
     args = parser.parse_args()
     protocol = task(args.env_id)
     torch.set_num_threads(args.threads)
@@ -156,7 +203,7 @@ def main() -> None:
     set_seed(args.seed)
     solved, env_steps, seconds, score = solve(
         args.algo, args.env_id, args.seed, args.eval_every or protocol.eval_every,
-        args.budget or protocol.budget, protocol.target, device)
+        args.budget or protocol.budget, protocol.target, device, args.demos)
     print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
                       device=str(device), threads=args.threads))
 

@@ -69,3 +69,17 @@ def test_every_algorithm_has_settings_for_the_issues_tasks():
     assert set(solve.SETTINGS["ppo"]) == {"CartPole-v1", "LunarLander-v3", "Pendulum-v1"}
     assert set(solve.SETTINGS["a2c"]) == {"CartPole-v1", "LunarLander-v3"}
     assert set(solve.SETTINGS) == set(solve.MAKERS)
+
+
+def test_bc_on_pusht_reports_the_mean_max_coverage_and_the_demonstration_steps():
+    from course_utils.envs.pusht_demos import load_demos
+
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), "bc", "course_utils/PushT-v0", "--seed", "0",
+         "--budget", "1", "--eval-every", "1", "--demos", "5"],
+        capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["env"], result["seed"]) == ("bc", "course_utils/PushT-v0", 0)
+    # One epoch on 5 demonstrations is far from imitating the expert.
+    assert result["env_steps"] == int(load_demos().episode_ends[4]) and result["solved"] is False
+    assert result["seconds"] > 0 and 0 <= result["score"] < protocol.task("course_utils/PushT-v0").target
