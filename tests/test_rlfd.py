@@ -54,7 +54,8 @@ def test_demo_buffer_holds_the_transitions_in_the_stored_order():
     batch = buffer.at(torch.arange(5))
     assert torch.allclose(batch.observations, torch.as_tensor(demos.observations))
     assert torch.allclose(batch.actions, torch.as_tensor(demos.actions, dtype=torch.float32))
-    assert torch.allclose(batch.rewards, torch.as_tensor(coverage_reward(demos.coverage), dtype=torch.float32))
+    rewards = torch.as_tensor(coverage_reward(demos.coverage), dtype=torch.float32)
+    assert torch.allclose(batch.rewards, rewards)
     # s' is the next step's state within an episode, the final observation at its end.
     expected_next = np.stack([demos.observations[1], demos.observations[2], demos.final_observations[0],
                               demos.observations[4], demos.final_observations[1]])
@@ -172,7 +173,8 @@ def test_actor_pretraining_moves_the_actor_towards_the_demonstrated_actions(agen
     error = (greedy - torch.as_tensor(demos.actions[:500], dtype=torch.float32)).abs().mean()
     assert error < 100  # px; an untrained actor sits near the centre, ~130 px from them
     if hasattr(agent, "actor_target"):
-        assert all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), agent.actor_target.parameters()))
+        targets = agent.actor_target.parameters()
+        assert all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), targets))
 
 
 @pytest.mark.parametrize("agent_type", [TD3Agent, SACAgent])
@@ -189,7 +191,8 @@ def test_critic_pretraining_regresses_on_the_monte_carlo_returns(agent_type):
     with torch.no_grad():
         q = agent.critics[0](obs, actions)
     assert q[last].mean() > q[first].mean() + 0.3
-    assert all(torch.equal(p, q) for p, q in zip(agent.critics.parameters(), agent.critics_target.parameters()))
+    targets = agent.critics_target.parameters()
+    assert all(torch.equal(p, q) for p, q in zip(agent.critics.parameters(), targets))
 
 
 def test_pretraining_refuses_an_agent_without_an_actor():

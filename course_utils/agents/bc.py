@@ -70,7 +70,8 @@ def pusht_features(observations: torch.Tensor) -> torch.Tensor:
     """
     positions = observations[..., :4] / (_WORKSPACE / 2) - 1.0
     cos, sin = torch.cos(observations[..., 4:5]), torch.sin(observations[..., 4:5])
-    dx, dy = (observations[..., 0:1] - observations[..., 2:3]), (observations[..., 1:2] - observations[..., 3:4])
+    dx = observations[..., 0:1] - observations[..., 2:3]  # the pusher relative to the block's origin
+    dy = observations[..., 1:2] - observations[..., 3:4]
     local = torch.cat([cos * dx + sin * dy, -sin * dx + cos * dy], dim=-1) / 128.0
     return torch.cat([positions, cos, sin, local], dim=-1)
 
@@ -206,8 +207,8 @@ class BCAgent:
         """
         loss = self.loss_fn(self.policy(observations), self.policy.to_unit(actions, observations))
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            raise ValueError(f"loss_fn must return a scalar tensor, got "
-                             f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}")
+            got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(f"loss_fn must return a scalar tensor, got {got}")
         if not loss.requires_grad:
             raise ValueError("loss_fn returned a loss without a gradient (was it detached?)")
         self.optimizer.zero_grad()
@@ -277,8 +278,8 @@ def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, ba
             tracker.log(epoch, **metrics)
             bar.set_postfix({"loss": f"{loss:.4f}"}, refresh=False)
     except KeyboardInterrupt:
-        print(f"\nInterrupted after {len(tracker.steps('train_loss')) if 'train_loss' in tracker.keys else 0} "
-              "epochs in all; the agent and the tracker keep everything so far.")
+        done = len(tracker.steps("train_loss")) if "train_loss" in tracker.keys else 0
+        print(f"\nInterrupted after {done} epochs in all; the agent and the tracker keep everything so far.")
     finally:
         bar.close()
     return tracker

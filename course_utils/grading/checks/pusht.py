@@ -129,9 +129,11 @@ def _coverage_cases() -> list[tuple[tuple[float, float, float], tuple[float, flo
         ((256.0, 256.0, np.pi), (256.0, 256.0, 0.0), 0.0,
          "Turned by π about its origin, the T points the other way: no overlap (the angle matters)."),
     ]
-    for pose, goal in (((266.0, 250.0, q + 0.3), (256.0, 256.0, q)), ((250.0, 256.0, 1.0), (256.0, 256.0, 0.2))):
+    rotated = (((266.0, 250.0, q + 0.3), (256.0, 256.0, q)), ((250.0, 256.0, 1.0), (256.0, 256.0, 0.2)))
+    for pose, goal in rotated:
         cases.append((pose, goal, float(coverage(np.array(pose), np.array(goal))),
-                      "Rotated Ts: rotate the T's local corners by the pose's angle, world = p + R(θ) local."))
+                      "Rotated Ts: rotate the T's local corners by the pose's angle, "
+                      "world = p + R(θ) local."))
     return cases
 
 
@@ -154,7 +156,8 @@ def check_coverage(fn: Fn) -> None:
     cases = _coverage_cases()
     for pose, goal, expected, why in cases:
         pose_array, goal_array = np.array(pose), np.array(goal)
-        shown = f"{name}(pose={[round(float(v), 4) for v in pose]}, goal_pose={[round(float(v), 4) for v in goal]})"
+        shown = (f"{name}(pose={[round(float(v), 4) for v in pose]}, "
+                 f"goal_pose={[round(float(v), 4) for v in goal]})")
         result = call(fn, name, pose_array.copy(), goal_array.copy())
         if isinstance(result, torch.Tensor) or np.ndim(result) != 0:
             raise AssertionError(f"{shown} returned {result!r:.80}; expected one number (a float).")
