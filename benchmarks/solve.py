@@ -124,7 +124,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes);
     # its budget and evaluation period count epochs over them, not environment steps.
     "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
-                                         demos=200, loop=dict(batch_size=256))},
+                                         demos=200, loop=dict(batch_size=128))},
 }
 
 
