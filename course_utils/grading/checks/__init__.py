@@ -31,6 +31,7 @@ from course_utils.grading.checks.dynamic_programming import (
     check_policy_evaluation,
     check_value_iteration,
 )
+from course_utils.grading.checks.her import check_bitflip_reward, check_future_goal_indices
 from course_utils.grading.checks.monte_carlo_td import (
     check_double_q_update,
     check_expected_sarsa_update,
@@ -50,12 +51,16 @@ from course_utils.grading.checks.ppo import (
     check_clipped_surrogate,
     check_ppo_loss,
 )
+from course_utils.grading.checks.pusht import check_bc_loss, check_coverage
 
 __all__ = [
     "check_actor_critic_loss",
     "check_approx_kl",
     "check_baseline_advantage",
+    "check_bc_loss",
+    "check_bitflip_reward",
     "check_clipped_surrogate",
+    "check_coverage",
     "check_ddpg_actor_loss",
     "check_ddpg_critic_target",
     "check_discounted_reward_to_go",
@@ -65,6 +70,7 @@ __all__ = [
     "check_epsilon_greedy",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
+    "check_future_goal_indices",
     "check_gae",
     "check_gradient_bandit_update",
     "check_greedy_policy",
