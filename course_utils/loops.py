@@ -223,12 +223,8 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
                 if solved_at is not None and mean_return >= solved_at:
                     break
 
-            if checkpoint is not None and checkpoint_every and state.step % checkpoint_every == 0:
-                clock.pause()
-                _save_checkpoint(checkpoint, agent, buffer, tracker, state)
-                clock.resume()
-            if live_plot_every and state.step % live_plot_every == 0:
-                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+            _periodic_save_and_plot(state.step - 1, state, checkpoint, checkpoint_every, agent,
+                                    buffer, tracker, clock, live_plot_every, live_plot_keys)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -360,13 +356,8 @@ def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_
                                                 state, clock, keep_best, on_evaluation)
                 if solved_at is not None and mean_return >= solved_at:
                     break
-            if checkpoint is not None and checkpoint_every and \
-                    _crossed(steps_before, state.step, checkpoint_every):
-                clock.pause()
-                _save_checkpoint(checkpoint, agent, None, tracker, state)
-                clock.resume()
-            if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
-                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+            _periodic_save_and_plot(steps_before, state, checkpoint, checkpoint_every, agent, None,
+                                    tracker, clock, live_plot_every, live_plot_keys)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -381,6 +372,21 @@ def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_
 def _crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in ``(before, after]``: a rollout steps N at a time."""
     return after // every > before // every
+
+
+def _periodic_save_and_plot(steps_before: int, state: "_RunState", checkpoint: Optional[Path],
+                            checkpoint_every: int, agent: Any, buffer: Optional[ReplayBuffer],
+                            tracker: Tracker, clock: "_Stopwatch", live_plot_every: int,
+                            live_plot_keys: Sequence[str]) -> None:
+    """Write the checkpoint (training clock paused) and redraw the live plot when a multiple of
+    their periods lies in ``(steps_before, state.step]``; a period of 0 means never."""
+    if checkpoint is not None and checkpoint_every and \
+            _crossed(steps_before, state.step, checkpoint_every):
+        clock.pause()
+        _save_checkpoint(checkpoint, agent, buffer, tracker, state)
+        clock.resume()
+    if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
+        tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
 
 
 def _has_wrapper(env: Any, wrapper_type: type) -> bool:
@@ -723,13 +729,8 @@ def train_goal_conditioned(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBu
                 if solved_at is not None and success_rate >= solved_at:
                     break
 
-            if checkpoint is not None and checkpoint_every and \
-                    _crossed(steps_before, state.step, checkpoint_every):
-                clock.pause()
-                _save_checkpoint(checkpoint, agent, buffer, tracker, state)
-                clock.resume()
-            if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
-                tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
+            _periodic_save_and_plot(steps_before, state, checkpoint, checkpoint_every, agent,
+                                    buffer, tracker, clock, live_plot_every, live_plot_keys)
     except KeyboardInterrupt:
         interrupted = True
     finally:
