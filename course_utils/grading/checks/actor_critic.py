@@ -18,8 +18,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_tensor, fmt,
-                                                passed)
+from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
+                                                expect_tensor, fmt, passed)
 from course_utils.returns import gae as _library_gae
 
 __all__ = [
@@ -92,16 +92,6 @@ def _expect_no_gradient(result: torch.Tensor, shown: str, what: str) -> None:
     if result.requires_grad:
         raise AssertionError(f"{shown} carries a gradient back into the critic's values, but "
                              f"{what} {DETACH_TARGET_HINT}")
-
-
-def _expect_scalar_loss(loss: Any, shown: str) -> torch.Tensor:
-    if isinstance(loss, (float, int)):
-        raise AssertionError(f"{shown} returned a {type(loss).__name__}; return the tensor itself "
-                             "(no .item()), so that PyTorch can differentiate it.")
-    if isinstance(loss, torch.Tensor) and loss.dim() > 0 and loss.numel() > 1:
-        raise AssertionError(f"{shown} returned a tensor of shape {tuple(loss.shape)}; expected "
-                             "a scalar (shape ()): average over the batch.")
-    return expect_tensor(loss, (), shown)
 
 
 def _expect_loss_value(loss: torch.Tensor, expected: float, shown: str,
@@ -588,7 +578,7 @@ def check_actor_critic_loss(fn: Fn) -> None:
     copies = {k: v.detach().clone() for k, v in inputs.items()}
     shown = f"{name}(" + ", ".join(f"{k}={x}" for k, x in lists.items()) \
         + f", value_coef={value_coef}, entropy_coef={entropy_coef})"
-    loss = _expect_scalar_loss(call(fn, name, *inputs.values(), value_coef, entropy_coef), shown)
+    loss = expect_scalar_loss(call(fn, name, *inputs.values(), value_coef, entropy_coef), shown)
     _expect_unchanged(name, inputs, copies)
     plain = {k: v.detach() for k, v in inputs.items()}
     _expect_loss_value(loss, expected, shown,
@@ -618,7 +608,7 @@ def check_actor_critic_loss(fn: Fn) -> None:
     n += 1
 
     shown = f"{name}(…the same batch…, value_coef=0.0, entropy_coef=0.0)"
-    loss = _expect_scalar_loss(call(fn, name, *plain.values(), 0.0, 0.0), shown)
+    loss = expect_scalar_loss(call(fn, name, *plain.values(), 0.0, 0.0), shown)
     _expect_loss_value(loss, 0.5625, shown, _ac_mistakes(*plain.values(), 0.0, 0.0),
                        "With both coefficients 0 the loss is the policy term −mean(log π · A) "
                        "alone.")
@@ -628,7 +618,7 @@ def check_actor_critic_loss(fn: Fn) -> None:
     batch = [torch.randn(64, generator=generator) * scale for scale in (1.0, 2.0, 3.0, 3.0, 1.0)]
     batch[0], batch[4] = -batch[0].abs(), batch[4].abs()
     shown = f"{name}(a random batch of 64 steps, value_coef=0.25, entropy_coef=0.01)"
-    loss = _expect_scalar_loss(call(fn, name, *batch, 0.25, 0.01), shown)
+    loss = expect_scalar_loss(call(fn, name, *batch, 0.25, 0.01), shown)
     _expect_loss_value(loss, _ac_loss(*batch, 0.25, 0.01), shown,
                        _ac_mistakes(*batch, 0.25, 0.01), hint)
     n += 1

@@ -42,6 +42,18 @@ def expect_tensor(result: Any, shape: tuple[int, ...], call: str) -> torch.Tenso
     return result
 
 
+def expect_scalar_loss(loss: Any, call: str, over: str = "the batch") -> torch.Tensor:
+    """``loss`` is a scalar tensor, still differentiable; otherwise say what was returned instead
+    (a Python number from ``.item()``, or one value per sample not yet averaged ``over``)."""
+    if isinstance(loss, (float, int)):
+        raise AssertionError(f"{call} returned a {type(loss).__name__}; return the tensor itself "
+                             "(no .item()), so that PyTorch can differentiate it.")
+    if isinstance(loss, torch.Tensor) and loss.dim() > 0 and loss.numel() > 1:
+        raise AssertionError(f"{call} returned a tensor of shape {tuple(loss.shape)}; expected "
+                             f"a scalar (shape ()): average over {over}.")
+    return expect_tensor(loss, (), call)
+
+
 def expect_close(result: Any, expected: torch.Tensor, call: str, hint: str = "") -> None:
     result = expect_tensor(result, tuple(expected.shape), call)
     if not torch.allclose(result.detach().double(), expected.double(), rtol=1e-4, atol=1e-4):

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_tensor,
-                                                expect_tensors_unchanged, fmt, passed)
+from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
+                                                expect_tensor, expect_tensors_unchanged, fmt,
+                                                passed)
 
 __all__ = [
     "check_ddpg_actor_loss",
@@ -149,23 +150,13 @@ def check_ddpg_critic_target(fn: Fn) -> None:
 # ------------------------------------------------------------------------------- DDPG actor loss
 
 
-def _expect_scalar_loss(loss: Any, shown: str) -> torch.Tensor:
-    if isinstance(loss, (float, int)):
-        raise AssertionError(f"{shown} returned a {type(loss).__name__}; return the tensor itself "
-                             "(no .item()), so that PyTorch can differentiate it.")
-    if isinstance(loss, torch.Tensor) and loss.dim() > 0 and loss.numel() > 1:
-        raise AssertionError(f"{shown} returned a tensor of shape {tuple(loss.shape)}; expected "
-                             "a scalar (shape ()): average over the batch.")
-    return expect_tensor(loss, (), shown)
-
-
 def check_ddpg_actor_loss(fn: Fn) -> None:
     """Check ``fn(q_values (B,)) -> scalar`` is ``−mean(q_values)`` with its gradient intact."""
     name = "ddpg_actor_loss"
     values = [1.0, -2.0, 4.0, 5.0]
     q_values = torch.tensor(values, requires_grad=True)
     shown = f"{name}(q_values={values})"
-    loss = _expect_scalar_loss(call(fn, name, q_values), shown)
+    loss = expect_scalar_loss(call(fn, name, q_values), shown)
     expected = -2.0
     value = loss.item()
     if abs(value - expected) > 1e-4:
@@ -568,7 +559,7 @@ def check_temperature_loss(fn: Fn) -> None:
         log_probs = torch.tensor(lp_list, requires_grad=True)
         shown = (f"{name}(log_alpha=log({alpha}), log_probs={lp_list}, "
                  f"target_entropy={target_entropy})")
-        loss = _expect_scalar_loss(call(fn, name, log_alpha, log_probs, target_entropy), shown)
+        loss = expect_scalar_loss(call(fn, name, log_alpha, log_probs, target_entropy), shown)
         gap = sum(lp_list) / len(lp_list) + target_entropy  # mean(log π + H_target)
         expected = -math.log(alpha) * gap
         value = loss.item()

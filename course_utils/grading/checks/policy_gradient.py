@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.grading.checks.common import Fn, call, expect_close, expect_tensor, fmt, passed
+from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
+                                                expect_tensor, fmt, passed)
 
 
 def _reward_to_go_cases(name: str, run: Callable[[torch.Tensor], Any]) -> int:
@@ -79,11 +80,7 @@ def check_surrogate_loss(fn: Fn) -> None:
     log_probs = torch.tensor([-0.5, -1.0, -2.0], requires_grad=True)
     weights = torch.tensor([1.0, 2.0, 3.0])
     shown = f"{name}(log_probs={fmt(log_probs)}, weights={fmt(weights)})"
-    loss = call(fn, name, log_probs, weights)
-    if isinstance(loss, float):
-        raise AssertionError(f"{shown} returned a float; return the tensor itself (no .item()), "
-                             "so that PyTorch can differentiate it.")
-    loss = expect_tensor(loss, (), shown)
+    loss = expect_scalar_loss(call(fn, name, log_probs, weights), shown)
     expected = 8.5 / 3
     value = loss.item()
     if abs(value - expected) > 1e-4:

@@ -17,9 +17,8 @@ import torch
 
 from course_utils.grading.checks.actor_critic import (ENTROPY_SIGN_HINT, HALF_HINT, SUM_HINT,
                                                       _expect_gradient, _expect_loss_value,
-                                                      _expect_scalar_loss, _expect_unchanged,
-                                                      _gradients)
-from course_utils.grading.checks.common import Fn, call, expect_tensor, passed
+                                                      _expect_unchanged, _gradients)
+from course_utils.grading.checks.common import Fn, call, expect_scalar_loss, expect_tensor, passed
 
 __all__ = [
     "check_approx_kl",
@@ -158,7 +157,7 @@ def _check_cell(fn: Fn, name: str, i: int) -> None:
     log_probs = torch.tensor(new, requires_grad=True)
     shown = (f"{name}(log_probs={new}, old_log_probs={old}, advantages={adv}, "
              f"clip={_CLIP}) (r = {ratio})")
-    loss = _expect_scalar_loss(call(fn, name, log_probs, torch.tensor(old), torch.tensor(adv),
+    loss = expect_scalar_loss(call(fn, name, log_probs, torch.tensor(old), torch.tensor(adv),
                                     _CLIP), shown)
     _expect_loss_value(loss, -objective, shown, [], why)
     grads = _gradients(loss, {"log_probs": log_probs}, shown)
@@ -184,7 +183,7 @@ def check_clipped_surrogate(fn: Fn) -> None:
     shown = (f"{name}(log_probs={new}, old_log_probs={old}, advantages={adv}, clip={_CLIP}) "
              f"(r = {[cell[1] for cell in _CELLS]})")
     # −mean([1.2, 1.1, 3.6, −1.6, −0.9, −0.75]) = −2.65 / 6 = −0.441667
-    loss = _expect_scalar_loss(call(fn, name, *inputs.values(), _CLIP), shown)
+    loss = expect_scalar_loss(call(fn, name, *inputs.values(), _CLIP), shown)
     _expect_unchanged(name, inputs, copies)
     mistakes = _surrogate_mistakes(torch.tensor(new), torch.tensor(old), torch.tensor(adv), _CLIP)
     if _unknown_mistake(loss.item(), -2.65 / 6, mistakes):
@@ -203,7 +202,7 @@ def check_clipped_surrogate(fn: Fn) -> None:
 
     # First epoch: π_θ = π_old, r = 1 everywhere.
     shown = f"{name}(log_probs=old_log_probs={old}, advantages={adv}, clip={_CLIP})"
-    loss = _expect_scalar_loss(call(fn, name, torch.tensor(old), torch.tensor(old),
+    loss = expect_scalar_loss(call(fn, name, torch.tensor(old), torch.tensor(old),
                                     torch.tensor(adv), _CLIP), shown)
     _expect_loss_value(loss, -sum(adv) / 6, shown,
                        _surrogate_mistakes(torch.tensor(old), torch.tensor(old),
@@ -215,7 +214,7 @@ def check_clipped_surrogate(fn: Fn) -> None:
     low_old, low_new = [-120.0, -135.0, -150.0], [-119.9, -135.3, -149.5]
     shown = (f"{name}(log_probs={low_new}, old_log_probs={low_old}, advantages=[1.0, 1.0, -1.0], "
              f"clip={_CLIP})")
-    loss = _expect_scalar_loss(call(fn, name, torch.tensor(low_new), torch.tensor(low_old),
+    loss = expect_scalar_loss(call(fn, name, torch.tensor(low_new), torch.tensor(low_old),
                                     torch.tensor([1.0, 1.0, -1.0]), _CLIP), shown)
     expected = _surrogate(torch.tensor(low_new), torch.tensor(low_old),
                           torch.tensor([1.0, 1.0, -1.0]), _CLIP).item()
@@ -233,7 +232,7 @@ def check_clipped_surrogate(fn: Fn) -> None:
     new = old + torch.randn(256, generator=generator) * 0.3
     advantages = torch.randn(256, generator=generator)
     shown = f"{name}(a random minibatch of 256, clip=0.1)"
-    loss = _expect_scalar_loss(call(fn, name, new, old, advantages, 0.1), shown)
+    loss = expect_scalar_loss(call(fn, name, new, old, advantages, 0.1), shown)
     _expect_loss_value(loss, _surrogate(new, old, advantages, 0.1).item(), shown,
                        _surrogate_mistakes(new, old, advantages, 0.1),
                        hint + " Use the clip argument for ε, not a constant 0.2.")
@@ -389,7 +388,7 @@ def check_ppo_loss(fn: Fn) -> None:
     copies = {k: v.detach().clone() for k, v in inputs.items()}
     shown = f"{name}(" + ", ".join(f"{k}={x}" for k, x in lists.items()) \
         + f", clip={_CLIP}, value_coef={value_coef}, entropy_coef={entropy_coef})"
-    loss = _expect_scalar_loss(call(fn, name, *inputs.values(), _CLIP, value_coef, entropy_coef),
+    loss = expect_scalar_loss(call(fn, name, *inputs.values(), _CLIP, value_coef, entropy_coef),
                                shown)
     _expect_unchanged(name, inputs, copies)
     plain = [v.detach() for v in inputs.values()]
@@ -414,7 +413,7 @@ def check_ppo_loss(fn: Fn) -> None:
     n += 1
 
     shown = f"{name}(…the same minibatch…, clip={_CLIP}, value_coef=0.0, entropy_coef=0.0)"
-    loss = _expect_scalar_loss(call(fn, name, *plain, _CLIP, 0.0, 0.0), shown)
+    loss = expect_scalar_loss(call(fn, name, *plain, _CLIP, 0.0, 0.0), shown)
     _expect_loss_value(loss, -2.65 / 6, shown, _ppo_mistakes(*plain, _CLIP, 0.0, 0.0),
                        "With both coefficients 0 the loss is the clipped surrogate alone, "
                        "−mean(min(r·A, clip(r, 1 − ε, 1 + ε)·A)).")
@@ -427,7 +426,7 @@ def check_ppo_loss(fn: Fn) -> None:
              torch.randn(128, generator=generator) * 3, torch.rand(128, generator=generator) * 2]
     args = (0.1, 0.25, 0.01)
     shown = f"{name}(a random minibatch of 128, clip=0.1, value_coef=0.25, entropy_coef=0.01)"
-    loss = _expect_scalar_loss(call(fn, name, *batch, *args), shown)
+    loss = expect_scalar_loss(call(fn, name, *batch, *args), shown)
     _expect_loss_value(loss, _ppo(*batch, *args), shown, _ppo_mistakes(*batch, *args),
                        hint + " Use the clip argument for ε, not a constant 0.2.")
     n += 1
