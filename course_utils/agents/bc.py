@@ -11,6 +11,12 @@ policy acts. The loss is a parameter (``loss_fn``), so a student's own loss trai
     tracker = train_bc(agent, demos.observations, demos.actions, epochs=100)
     evaluate_pusht(agent)                     # course_utils.envs.pusht_eval
 
+Measured on PushT (seed 0, 3 × 256 ReLU, Adam 1e-3, batch 128, ``pusht_features`` and
+``action_offset=pusht_agent_position``; mean max coverage / success over seeds 0–49): the 200
+shipped demonstrations give 0.41 / 0.04 after 100 epochs, 0.59 / 0.14 after 300, 0.64 / 0.18
+after 600; after 300 epochs, 25 demonstrations give 0.26 / 0.00, 50 give 0.45 / 0.02 and 100
+give 0.54 / 0.08. The expert itself scores 0.96 / 1.00.
+
 **DAgger** (Ross et al. 2011) fixes BC's compounding error: the states a cloned policy visits
 drift away from the expert's, where it was never trained. It runs the *learner*, asks the
 expert what it would have done in every visited state, adds those labels to the data set and
