@@ -83,3 +83,17 @@ def test_bc_on_pusht_reports_the_mean_max_coverage_and_the_demonstration_steps()
     # One epoch on 5 demonstrations is far from imitating the expert.
     assert result["env_steps"] == int(load_demos().episode_ends[4]) and result["solved"] is False
     assert result["seconds"] > 0 and 0 <= result["score"] < protocol.task("course_utils/PushT-v0").target
+
+
+def test_throughput_prints_the_speed_of_each_number_of_environments():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "throughput.py"), "--env-id", "CartPole-v1",
+         "--n-envs", "2", "4", "--steps", "300", "--device", "cpu"],
+        capture_output=True, text=True, timeout=120, check=True)
+    results = [json.loads(line) for line in completed.stdout.strip().splitlines()]
+    assert [r["n_envs"] for r in results] == [2, 4]
+    for result in results:
+        # Whole rollouts of n_envs × 32 steps: at least the 300 asked for, less than one more.
+        rollout = result["n_envs"] * result["n_steps"]
+        assert 300 <= result["env_steps"] < 300 + rollout and result["env_steps"] % rollout == 0
+        assert result["device"] == "cpu" and result["steps_per_second"] > 0
