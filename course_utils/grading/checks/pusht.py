@@ -8,13 +8,11 @@ corners ``(2, 4, 2)``; coverage is ``area(T ∩ goal T) / area(goal T)`` (the T'
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_tensors_unchanged, fmt,
-                                                passed)
+from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
+                                                expect_tensors_unchanged, fmt, passed)
 
 __all__ = ["check_bc_loss", "check_coverage"]
 
@@ -26,6 +24,7 @@ __all__ = ["check_bc_loss", "check_coverage"]
 # that squared and absolute errors differ.
 _PREDICTED = [[0.5, -0.5], [0.0, 1.0], [-0.75, 0.25]]
 _DEMONSTRATED = [[0.0, 0.5], [0.0, -1.0], [-0.5, -0.25]]
+_OVER = "the batch and the action dimensions"  # what the BC loss averages over
 
 
 def _bc_mistake(value: float, predicted: torch.Tensor, demonstrated: torch.Tensor) -> str:
@@ -51,18 +50,6 @@ def _bc_mistake(value: float, predicted: torch.Tensor, demonstrated: torch.Tenso
     return "loss = mean over batch and action dimensions of (predicted − demonstrated)²."
 
 
-def _expect_scalar_loss(loss: Any, shown: str) -> torch.Tensor:
-    if isinstance(loss, (float, int)):
-        raise AssertionError(f"{shown} returned a {type(loss).__name__}; return the tensor itself "
-                             "(no .item()), so that PyTorch can differentiate it.")
-    if not isinstance(loss, torch.Tensor):
-        raise AssertionError(f"{shown} returned {type(loss).__name__}; expected a scalar torch.Tensor.")
-    if loss.dim() > 0:
-        raise AssertionError(f"{shown} returned a tensor of shape {tuple(loss.shape)}; expected one "
-                             "number (a scalar tensor): average over the batch and the action dimensions.")
-    return loss
-
-
 def check_bc_loss(fn: Fn) -> None:
     """Check ``fn(predicted_actions (B, d), demo_actions (B, d)) -> scalar`` is the mean squared
     error over batch and action dimensions, with its gradient intact and its inputs untouched."""
@@ -71,7 +58,7 @@ def check_bc_loss(fn: Fn) -> None:
     demonstrated = torch.tensor(_DEMONSTRATED)
     copies = {"predicted_actions": predicted.detach().clone(), "demo_actions": demonstrated.clone()}
     shown = f"{name}(predicted_actions={_PREDICTED}, demo_actions={_DEMONSTRATED})"
-    loss = _expect_scalar_loss(call(fn, name, predicted, demonstrated), shown)
+    loss = expect_scalar_loss(call(fn, name, predicted, demonstrated), shown, _OVER)
     expect_tensors_unchanged(name, {"predicted_actions": predicted.detach(), "demo_actions": demonstrated},
                              copies)
     expected = ((predicted.detach() - demonstrated) ** 2).mean().item()  # 5.5625 / 6
@@ -88,12 +75,13 @@ def check_bc_loss(fn: Fn) -> None:
                  "∂L/∂p_ij must be 2 (p_ij − a_ij) / (B·d).")
     generator = torch.Generator().manual_seed(13)
     p, a = torch.randn(256, 2, generator=generator), torch.rand(256, 2, generator=generator) * 2 - 1
-    result = _expect_scalar_loss(call(fn, name, p, a), f"{name}(256 random predictions and actions)")
+    result = expect_scalar_loss(call(fn, name, p, a), f"{name}(256 random predictions and actions)",
+                                _OVER)
     expected = ((p - a) ** 2).mean()
     if abs(result.item() - expected.item()) > 1e-4:
         raise AssertionError(f"{name}(256 random predictions and actions) returned {fmt(result)}; expected "
                              f"{expected.item():.4f}. {_bc_mistake(result.item(), p, a)}")
-    zero = _expect_scalar_loss(call(fn, name, a.clone(), a), f"{name}(a, a)")
+    zero = expect_scalar_loss(call(fn, name, a.clone(), a), f"{name}(a, a)", _OVER)
     if abs(zero.item()) > 1e-6:
         raise AssertionError(f"{name}(a, a) returned {zero.item():.4f}; a policy that predicts the "
                              "demonstrated actions exactly must have loss 0.")
