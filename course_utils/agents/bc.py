@@ -47,6 +47,7 @@ from tqdm import tqdm
 from course_utils.agents.base import Policy
 from course_utils.buffers import ReplayBuffer
 from course_utils.device import get_device
+from course_utils.returns import reward_to_go
 from course_utils.nn import MLPConfig, build_mlp, make_adam
 from course_utils.tracking import Tracker
 from course_utils.validation import check_int
@@ -353,16 +354,10 @@ def discounted_returns(rewards: np.ndarray, episode_ends: np.ndarray, gamma: flo
     episode's last step (PushTDemos' convention). An episode that was truncated rather than
     terminated has a future beyond its end that these returns leave out.
     """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    returns = np.zeros_like(rewards)
-    start = 0
-    for end in np.asarray(episode_ends):
-        running = 0.0
-        for t in range(end - 1, start - 1, -1):  # backwards: G_t = r_t + γ G_{t+1}
-            running = rewards[t] + gamma * running
-            returns[t] = running
-        start = end
-    return returns
+    rewards = torch.as_tensor(np.asarray(rewards, dtype=np.float64))
+    starts = np.concatenate([[0], np.asarray(episode_ends)[:-1]])
+    return np.concatenate([reward_to_go(rewards[start:end], gamma).numpy()
+                           for start, end in zip(starts, episode_ends)])
 
 
 def _demo_transitions(demos: Any) -> dict[str, np.ndarray]:
