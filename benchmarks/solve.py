@@ -115,7 +115,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                        n_epochs=10, batch_size=256),
                             envs=dict(n_envs=8), loop=dict(n_steps=32)),
         "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.999, gae_lambda=0.98,
-                                          n_epochs=4, batch_size=64, entropy_coef=0.01),
+                                          n_epochs=4, batch_size=256, entropy_coef=0.01),
                                envs=dict(n_envs=16), loop=dict(n_steps=1024)),
         "Pendulum-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.95,
                                        n_epochs=10, batch_size=64, normalize_observations=True),
