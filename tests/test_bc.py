@@ -22,14 +22,6 @@ OBS = gym.spaces.Box(np.array([0.0, -2.0, 0.0], np.float32), np.array([10.0, 2.0
 ACT = gym.spaces.Box(np.array([0.0, -1.0], np.float32), np.array([512.0, 1.0], np.float32))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_data(n=512, seed=0):
     """Actions a smooth function of the observation, in the action space's units."""
     rng = np.random.default_rng(seed)

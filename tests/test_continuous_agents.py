@@ -26,14 +26,6 @@ BOX = gym.spaces.Box(low=np.array([-2.0, 0.0], dtype=np.float32),
 OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def filled_buffer(n=64, seed=0):
     rng = np.random.default_rng(seed)
     buffer = ReplayBuffer(256, (3,), (2,), action_dtype=torch.float32, device="cpu", seed=seed)

@@ -19,15 +19,6 @@ from course_utils.nn import MLPConfig, polyak_update
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: threads only contend on a shared CPU (6 ms an update with 2, 1 ms with 1)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_agent(action_space=gym.spaces.Discrete(2), **kwargs):
     n = int(action_space.n) if isinstance(action_space, gym.spaces.Discrete) else 2
     kwargs.setdefault("network", MLPConfig(4, n, n_layers=1, size=16, activation="relu"))

@@ -20,15 +20,6 @@ from course_utils.nn import MLPConfig
 from course_utils.schedules import linear_schedule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: threads only contend on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bitflip(n_bits=4):
     return gym.make(BITFLIP_ID, n_bits=n_bits)
 

@@ -22,15 +22,6 @@ from course_utils.tracking import Tracker
 EVAL_SEED_OFFSET = 1_000_000  # train_off_policy evaluates on seeds seed + 1_000_000, + 1, …
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: threads only contend on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class FakeClock:
     """Stands in for time.perf_counter in the loop: time moves only when a test moves it."""
 

@@ -18,14 +18,6 @@ from course_utils.tracking import Tracker
 EVAL_SEED_OFFSET = 1_000_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Counter(gym.Env):
     """Observation ``[t]`` (the step within the episode), reward 1; never terminates by itself."""
 

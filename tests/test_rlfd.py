@@ -20,14 +20,6 @@ from course_utils.envs.pusht_demos import PushTDemos, load_demos
 from course_utils.loops import train_off_policy
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def small_demos():
     """Two episodes of 3 and 2 steps; the first reaches the goal (terminated), the second not."""
     rng = np.random.default_rng(0)
