@@ -128,6 +128,23 @@ def _expect_gradient(grad: Optional[torch.Tensor], expected: torch.Tensor, argum
     expect_close(grad, expected, f"the gradient of {shown} with respect to {argument}", hint)
 
 
+def _expect_value_and_entropy_gradients(grads: dict[str, Optional[torch.Tensor]],
+                                        difference: torch.Tensor, value_coef: float,
+                                        entropy_coef: float, shown: str) -> None:
+    """The gradients of ``… + value_coef · mean((R − V)²) − entropy_coef · mean(H)`` into
+    ``values`` and ``entropy`` (``difference`` is ``R − V``, shape ``(B,)``): the part an
+    actor-critic loss and PPO's loss share."""
+    B = len(difference)
+    _expect_gradient(grads["values"], -2.0 * value_coef * difference / B, "values", shown,
+                     "Do not detach values: the critic learns from value_coef · mean((R − V)²).",
+                     "∂L/∂V_i must be −2 · value_coef · (R_i − V_i) / B: value_coef · "
+                     "mean((R − V)²), no ½.")
+    _expect_gradient(grads["entropy"], torch.full((B,), -entropy_coef / B), "entropy", shown,
+                     "Do not detach entropy: the bonus keeps the policy exploring only if it is "
+                     "differentiated.",
+                     "∂L/∂H_i must be −entropy_coef / B: − entropy_coef · mean(H).")
+
+
 def _value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     return ((returns.double() - values.double()) ** 2).mean()
 
@@ -597,14 +614,7 @@ def check_actor_critic_loss(fn: Fn) -> None:
     _expect_gradient(grads["log_probs"], -advantages / B, "log_probs", shown,
                      "Do not detach log_probs: the policy learns through them.",
                      "∂L/∂log π_i must be −A_i / B: −mean(log π · A).")
-    _expect_gradient(grads["values"], -2.0 * value_coef * difference / B, "values", shown,
-                     "Do not detach values: the critic learns from value_coef · mean((R − V)²).",
-                     "∂L/∂V_i must be −2 · value_coef · (R_i − V_i) / B: value_coef · "
-                     "mean((R − V)²), no ½.")
-    _expect_gradient(grads["entropy"], torch.full((B,), -entropy_coef / B), "entropy", shown,
-                     "Do not detach entropy: the bonus keeps the policy exploring only if it is "
-                     "differentiated.",
-                     "∂L/∂H_i must be −entropy_coef / B: − entropy_coef · mean(H).")
+    _expect_value_and_entropy_gradients(grads, difference, value_coef, entropy_coef, shown)
     n += 1
 
     shown = f"{name}(…the same batch…, value_coef=0.0, entropy_coef=0.0)"

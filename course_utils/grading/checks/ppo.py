@@ -16,8 +16,9 @@ from typing import Any, Optional
 import torch
 
 from course_utils.grading.checks.actor_critic import (ENTROPY_SIGN_HINT, HALF_HINT, SUM_HINT,
-                                                      _expect_gradient, _expect_loss_value,
-                                                      _expect_unchanged, _gradients)
+                                                      _expect_loss_value, _expect_unchanged,
+                                                      _expect_value_and_entropy_gradients,
+                                                      _gradients)
 from course_utils.grading.checks.common import Fn, call, expect_scalar_loss, expect_tensor, passed
 
 __all__ = [
@@ -400,16 +401,8 @@ def check_ppo_loss(fn: Fn) -> None:
                                                      "entropy")}, shown)
     _check_old_detached(grads["old_log_probs"], shown)
     _check_surrogate_gradient(grads["log_probs"], new, old, adv, _CLIP, shown)
-    B = len(new)
     difference = torch.tensor(lists["returns"]) - torch.tensor(lists["values"])
-    _expect_gradient(grads["values"], -2.0 * value_coef * difference / B, "values", shown,
-                     "Do not detach values: the critic learns from value_coef · mean((R − V)²).",
-                     "∂L/∂V_i must be −2 · value_coef · (R_i − V_i) / B: value_coef · "
-                     "mean((R − V)²), no ½.")
-    _expect_gradient(grads["entropy"], torch.full((B,), -entropy_coef / B), "entropy", shown,
-                     "Do not detach entropy: the bonus keeps the policy exploring only if it is "
-                     "differentiated.",
-                     "∂L/∂H_i must be −entropy_coef / B: − entropy_coef · mean(H).")
+    _expect_value_and_entropy_gradients(grads, difference, value_coef, entropy_coef, shown)
     n += 1
 
     shown = f"{name}(…the same minibatch…, clip={_CLIP}, value_coef=0.0, entropy_coef=0.0)"
