@@ -25,6 +25,7 @@ class Task:
     target: float
     eval_every: int
     budget: int
+    eval_episodes: int = EVAL_EPISODES
 
 
 TASKS = {
@@ -36,6 +37,11 @@ TASKS = {
     # 0.9, IBC's best on state observations (Chi et al. 2023; the scripted expert scores 0.96).
     # For behaviour cloning, eval_every and budget count epochs over the demonstrations.
     "course_utils/PushT-v0": Task(target=0.9, eval_every=50, budget=600),
+    # Bit flipping with HER (Andrychowicz et al. 2017): solved when the greedy policy reaches
+    # every goal of 100 seeded evaluation episodes (success rate 1.0). eval_every and budget
+    # count episodes of n steps, so they grow with the number of bits n; the benchmark's value
+    # is the largest n solved.
+    "course_utils/BitFlip-v0": Task(target=1.0, eval_every=150, budget=1_500, eval_episodes=100),
 }
 
 

@@ -2,6 +2,8 @@
 
     python benchmarks/solve.py dqn CartPole-v1 --seed 0
     {"algo": "dqn", "env": "CartPole-v1", "seed": 0, "solved": true, "env_steps": …, "seconds": …, "score": …}
+    python benchmarks/solve.py bc course_utils/PushT-v0          # score: mean maximum coverage
+    python benchmarks/solve.py her course_utils/BitFlip-v0 --n-bits 30   # score: success rate
 
 The protocol (evaluation period, episodes, seeds, targets, what ``seconds`` counts) is in
 ``protocol.py``; ``sb3_peer.py`` measures Stable-Baselines3 under the same protocol. The
@@ -26,10 +28,10 @@ from course_utils.agents.bc import BCAgent, pusht_agent_position, pusht_features
 from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
 from course_utils.agents.sac import SACAgent  # noqa: E402
-from course_utils.buffers import ReplayBuffer  # noqa: E402
+from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 from course_utils.envs.vector import make_vector_env  # noqa: E402
-from course_utils.loops import train_off_policy, train_on_policy  # noqa: E402
+from course_utils.loops import train_goal_conditioned, train_off_policy, train_on_policy  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
@@ -77,9 +79,21 @@ def make_bc(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> B
                    action_offset=pusht_agent_position, device=device, seed=seed, **settings)
 
 
+def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilon: float, tau: float,
+             device: torch.device, seed: int) -> DQNAgent:
+    """DQN for a goal environment with ``n`` discrete actions (BitFlip): ``concat(state, goal)``
+    in, one hidden layer of ``size``, a constant ε and a target network averaged every update."""
+    space = goal_observation_space(env.observation_space)
+    n_actions = int(env.action_space.n)
+    return DQNAgent(space, env.action_space, network=MLPConfig(space.shape[0], n_actions, 1, size, "relu"),
+                    learning_rate=learning_rate, gamma=gamma,
+                    epsilon=linear_schedule(epsilon, epsilon, 1), tau=tau, target_update_every=1,
+                    device=device, seed=seed)
+
+
 MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
                                          "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
-                                         "bc": make_bc}
+                                         "bc": make_bc, "her": make_her}
 ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
@@ -125,6 +139,14 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # its budget and evaluation period count epochs over them, not environment steps.
     "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
                                          demos=200, loop=dict(batch_size=128))},
+    # DQN with HER on bit flipping, the paper's settings: one hidden layer of 256, Adam 1e-3,
+    # batch 128, gamma 0.98, the future strategy with k = 4, 16 updates per episode; a constant
+    # epsilon of 0.2 and Polyak averaging of the target network (tau 0.05) after every update.
+    "her": {"course_utils/BitFlip-v0": dict(agent=dict(size=256, learning_rate=1e-3, gamma=0.98,
+                                                       epsilon=0.2, tau=0.05),
+                                            buffer=1_000_000,
+                                            loop=dict(her_k=4, gradient_steps=16, batch_size=128,
+                                                      learning_starts=0))},
 }
 
 
@@ -159,14 +181,37 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     return score >= target, int(end), seconds, score
 
 
+def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float,
+              device: torch.device, n_bits: int, eval_episodes: int) -> tuple[bool, int, float, float]:
+    """DQN with HER on ``n_bits`` bit flipping until the greedy success rate over
+    ``eval_episodes`` reaches ``target``; ``eval_every`` and ``budget`` count episodes of
+    ``n_bits`` steps. The score is the last greedy success rate."""
+    import course_utils.envs  # noqa: F401  (registers BitFlip)
+
+    settings = SETTINGS["her"][env_id]
+    env, eval_env = gym.make(env_id, n_bits=n_bits), gym.make(env_id, n_bits=n_bits)
+    agent = make_her(env, device=device, seed=seed, **settings["agent"])
+    buffer = ReplayBuffer(settings["buffer"], goal_observation_space(env.observation_space).shape,
+                          device=device, seed=seed)
+    tracker = train_goal_conditioned(env, agent, buffer, budget * n_bits, seed=seed,
+                                     goal_selection=future_goal_indices, eval_env=eval_env,
+                                     eval_every=eval_every * n_bits, eval_episodes=eval_episodes,
+                                     solved_at=target, progress=False, **settings["loop"])
+    score = tracker.last("eval_success")
+    return score >= target, tracker.steps("eval_success")[-1], tracker.last("train_seconds"), score
+
+
 def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, target: float,
-          device: torch.device, demos: int | None = None) -> tuple[bool, int, float, float]:
+          device: torch.device, demos: int | None = None, n_bits: int = 30,
+          eval_episodes: int = 10) -> tuple[bool, int, float, float]:
     """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score)``."""
     settings = SETTINGS[algo].get(env_id)
     if settings is None:
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     if algo == "bc":
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
+    if algo == "her":
+        return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     if algo in ON_POLICY:
@@ -189,23 +234,31 @@ def main() -> None:
     parser.add_argument("env_id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval-every", type=int, default=None,
-                        help="environment steps between evaluations (default: the task's)")
+                        help="environment steps between evaluations (bc: epochs; her: episodes of n steps; "
+                             "default: the task's)")
     parser.add_argument("--budget", type=int, default=None,
-                        help="give up after this many environment steps (default: the task's)")
+                        help="give up after this many environment steps (bc: epochs; her: episodes of n "
+                             "steps; default: the task's)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     parser.add_argument("--demos", type=int, default=None,
                         help="bc: train on the first N shipped demonstration episodes (default 200)")
+    parser.add_argument("--n-bits", type=int, default=30,
+                        help="her: the number of bits of BitFlip (default 30)")
     args = parser.parse_args()
+    if args.n_bits < 1:
+        parser.error(f"--n-bits must be at least 1, got {args.n_bits}")
     protocol = task(args.env_id)
     torch.set_num_threads(args.threads)
     device = get_device() if args.device == "auto" else torch.device(args.device)
     set_seed(args.seed)
     solved, env_steps, seconds, score = solve(
         args.algo, args.env_id, args.seed, args.eval_every or protocol.eval_every,
-        args.budget or protocol.budget, protocol.target, device, args.demos)
+        args.budget or protocol.budget, protocol.target, device, args.demos, args.n_bits,
+        protocol.eval_episodes)
+    extra = {"n_bits": args.n_bits} if args.algo == "her" else {}
     print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
-                      device=str(device), threads=args.threads))
+                      device=str(device), threads=args.threads, **extra))
 
 
 if __name__ == "__main__":

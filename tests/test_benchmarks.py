@@ -85,6 +85,20 @@ def test_bc_on_pusht_reports_the_mean_max_coverage_and_the_demonstration_steps()
     assert result["seconds"] > 0 and 0 <= result["score"] < protocol.task("course_utils/PushT-v0").target
 
 
+@pytest.mark.parametrize("n_bits, budget, solvable", [(2, 60, True), (20, 2, False)])
+def test_her_on_bitflip_reports_the_success_rate_and_the_number_of_bits(n_bits, budget, solvable):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), "her", "course_utils/BitFlip-v0", "--seed", "0",
+         "--n-bits", str(n_bits), "--budget", str(budget), "--eval-every", "1"],
+        capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["n_bits"]) == ("her", n_bits)
+    # Evaluations come after whole episodes of n steps, at most `budget` of them.
+    assert 0 < result["env_steps"] <= budget * n_bits and result["env_steps"] % n_bits == 0
+    # Two bits are solved within a few episodes; twenty in two episodes are not.
+    assert result["solved"] is solvable and (result["score"] == 1.0) is solvable
+
+
 def test_throughput_prints_the_speed_of_each_number_of_environments():
     completed = subprocess.run(
         [sys.executable, str(BENCHMARKS / "throughput.py"), "--env-id", "CartPole-v1",
