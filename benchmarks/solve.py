@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however
 from protocol import result_line, task  # noqa: E402
 
 from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
-from course_utils.agents.bc import BCAgent, pusht_agent_position, pusht_features, train_bc  # noqa: E402
+from course_utils.agents.bc import BCAgent, pusht_features, pusht_pusher_frame, train_bc  # noqa: E402
 from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
 from course_utils.agents.sac import SACAgent  # noqa: E402
@@ -74,9 +74,9 @@ def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
 
 
 def make_bc(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> BCAgent:
-    """BC on PushT's state: the PushT features in, a move relative to the pusher out."""
+    """BC on PushT's state: the PushT features in, a move in the pusher's frame out."""
     return BCAgent(env.observation_space, env.action_space, features=pusht_features,
-                   action_offset=pusht_agent_position, device=device, seed=seed, **settings)
+                   action_frame=pusht_pusher_frame, device=device, seed=seed, **settings)
 
 
 def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilon: float, tau: float,
@@ -138,7 +138,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes);
     # its budget and evaluation period count epochs over them, not environment steps.
     "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
-                                         demos=200, loop=dict(batch_size=128))},
+                                         demos=200, mirror=True, loop=dict(batch_size=128))},
     # DQN with HER on bit flipping, the paper's settings: one hidden layer of 256, Adam 1e-3,
     # batch 128, gamma 0.98, the future strategy with k = 4, 16 updates per episode; a constant
     # epsilon of 0.2 and Polyak averaging of the target network (tau 0.05) after every update.
@@ -151,11 +151,15 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
-             demos: int | None = None) -> tuple[bool, int, float, float]:
-    """BC on the first ``demos`` shipped episodes, evaluated every ``eval_every`` epochs with the
-    PushT protocol (mean maximum coverage over seeds 0-49) until it reaches ``target`` or
-    ``budget`` epochs; ``env_steps`` is the number of demonstration steps trained on."""
+             demos: int | None = None) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """BC on the first ``demos`` shipped episodes and their mirror images, evaluated every
+    ``eval_every`` epochs with the PushT protocol (mean maximum coverage over seeds 0-49) until
+    it reaches ``target`` or ``budget`` epochs. ``env_steps`` is the number of demonstration
+    steps trained on (mirrored ones included); the extra ``best_score`` is the best evaluation,
+    as Diffusion Policy's table reports the best checkpoint."""
     import time
+
+    import numpy as np
 
     import course_utils.envs  # noqa: F401  (registers PushT)
     from course_utils.envs.pusht_demos import load_demos
@@ -167,22 +171,28 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     if not 1 <= n_episodes <= data.num_episodes:
         raise SystemExit(f"--demos must be in 1..{data.num_episodes}, got {n_episodes}")
     end = data.episode_ends[n_episodes - 1]
+    observations, actions = data.observations[:end], data.actions[:end]
+    if settings["mirror"]:
+        mirrored = data.mirrored()
+        observations = np.concatenate([observations, mirrored.observations[:end]])
+        actions = np.concatenate([actions, mirrored.actions[:end]])
     agent = make_bc(gym.make(env_id), device=device, seed=seed, **settings["agent"])
-    seconds, epochs, score = 0.0, 0, 0.0
+    seconds, epochs, scores = 0.0, 0, []
     while epochs < budget:
         start = time.perf_counter()
-        train_bc(agent, data.observations[:end], data.actions[:end], min(eval_every, budget - epochs),
-                 progress=False, **settings["loop"])
+        train_bc(agent, observations, actions, min(eval_every, budget - epochs), progress=False,
+                 **settings["loop"])
         seconds += time.perf_counter() - start
         epochs = min(epochs + eval_every, budget)
-        score = evaluate_pusht(agent, range(50), env_id)["mean_max_coverage"]
-        if score >= target:
+        scores.append(evaluate_pusht(agent, range(50), env_id)["mean_max_coverage"])
+        if scores[-1] >= target:
             break
-    return score >= target, int(end), seconds, score
+    return scores[-1] >= target, len(observations), seconds, scores[-1], {
+        "best_score": round(max(scores), 2), "epochs": epochs}
 
 
 def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float,
-              device: torch.device, n_bits: int, eval_episodes: int) -> tuple[bool, int, float, float]:
+              device: torch.device, n_bits: int, eval_episodes: int) -> tuple[bool, int, float, float, dict[str, Any]]:
     """DQN with HER on ``n_bits`` bit flipping until the greedy success rate over
     ``eval_episodes`` reaches ``target``; ``eval_every`` and ``budget`` count episodes of
     ``n_bits`` steps. The score is the last greedy success rate."""
@@ -198,13 +208,15 @@ def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: floa
                                      eval_every=eval_every * n_bits, eval_episodes=eval_episodes,
                                      solved_at=target, progress=False, **settings["loop"])
     score = tracker.last("eval_success")
-    return score >= target, tracker.steps("eval_success")[-1], tracker.last("train_seconds"), score
+    return (score >= target, tracker.steps("eval_success")[-1], tracker.last("train_seconds"), score,
+            {"n_bits": n_bits})
 
 
 def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, target: float,
           device: torch.device, demos: int | None = None, n_bits: int = 30,
-          eval_episodes: int = 10) -> tuple[bool, int, float, float]:
-    """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score)``."""
+          eval_episodes: int = 10) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score, extra)``,
+    ``extra`` the fields of the JSON line particular to the algorithm."""
     settings = SETTINGS[algo].get(env_id)
     if settings is None:
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
@@ -225,7 +237,7 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
                                    eval_every=eval_every, solved_at=target, progress=False,
                                    **settings["loop"])
     score = tracker.last("eval_return")
-    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
 
 def main() -> None:
@@ -252,11 +264,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = get_device() if args.device == "auto" else torch.device(args.device)
     set_seed(args.seed)
-    solved, env_steps, seconds, score = solve(
+    solved, env_steps, seconds, score, extra = solve(
         args.algo, args.env_id, args.seed, args.eval_every or protocol.eval_every,
         args.budget or protocol.budget, protocol.target, device, args.demos, args.n_bits,
         protocol.eval_episodes)
-    extra = {"n_bits": args.n_bits} if args.algo == "her" else {}
     print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
                       device=str(device), threads=args.threads, **extra))
 

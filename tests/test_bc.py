@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import course_utils.envs  # noqa: F401  (registers PushT)
-from course_utils.agents.bc import (BCAgent, bc_mse_loss, dagger, pusht_agent_position, pusht_features,
+from course_utils.agents.bc import (BCAgent, bc_mse_loss, dagger, pusht_features, pusht_pusher_frame,
                                     train_bc)
 from course_utils.envs.pusht_demos import load_demos
 from course_utils.envs.pusht_eval import evaluate_pusht
@@ -49,27 +49,36 @@ def test_normalisation_round_trips_and_spans_the_bounds():
     assert torch.allclose(policy.inputs(torch.tensor([[10.0, -2.0, 0.5]])), torch.tensor([[1.0, -1.0, 0.0]]))
 
 
-def test_relative_actions_are_offsets_from_the_pusher():
+def test_actions_in_the_pusher_frame_are_moves_along_the_block_axes():
     env = gym.make("course_utils/PushT-v0")
     policy = BCAgent(env.observation_space, env.action_space, features=pusht_features,
-                     action_offset=pusht_agent_position, action_scale=100.0, device="cpu").policy
-    obs = torch.tensor([[100.0, 200.0, 0, 0, 0], [500.0, 10.0, 0, 0, 0]])
-    unit = policy.to_unit(torch.tensor([[150.0, 180.0], [512.0, 0.0]]), obs)
-    assert torch.allclose(unit, torch.tensor([[0.5, -0.2], [0.12, -0.1]]))
+                     action_frame=pusht_pusher_frame, action_scale=100.0, device="cpu").policy
+    # Block angle 0: the block's axes are the world's; π/2: its x axis is the world's y axis.
+    obs = torch.tensor([[100.0, 200.0, 0, 0, 0], [500.0, 10.0, 0, 0, 0], [100.0, 200.0, 0, 0, math.pi / 2]])
+    unit = policy.to_unit(torch.tensor([[150.0, 180.0], [512.0, 0.0], [150.0, 180.0]]), obs)
+    assert torch.allclose(unit, torch.tensor([[0.5, -0.2], [0.12, -0.1], [-0.2, -0.5]]), atol=1e-6)
     # Mapped back and clipped to the workspace.
-    assert torch.allclose(policy.to_env(torch.tensor([[0.5, -0.2], [1.0, -1.0]]), obs),
-                          torch.tensor([[150.0, 180.0], [512.0, 0.0]]))
+    assert torch.allclose(policy.to_env(torch.tensor([[0.5, -0.2], [1.0, -1.0], [-0.2, -0.5]]), obs),
+                          torch.tensor([[150.0, 180.0], [512.0, 0.0], [150.0, 180.0]]), atol=1e-4)
+    # One observation (no batch axis), as when acting.
+    assert np.allclose(policy.greedy_action(np.array([100.0, 200.0, 0, 0, 0])).shape, (2,))
 
 
 def test_pusht_features_are_normalised_and_continuous_in_the_angle():
     obs = torch.tensor([[0.0, 512.0, 256.0, 256.0, 0.0], [0.0, 512.0, 256.0, 256.0, 2 * math.pi - 1e-6]])
     features = pusht_features(obs)
-    assert features.shape == (2, 8)
+    assert features.shape == (2, 12)
     assert torch.allclose(features[:, :4], torch.tensor([-1.0, 1.0, 0.0, 0.0]).expand(2, 4))
     assert torch.allclose(features[0], features[1], atol=1e-5)  # 0 and 2π are the same pose
     # The pusher 100 px along the block's x axis, the block turned by π/2: local (100, 0) / 128.
     turned = pusht_features(torch.tensor([[256.0, 356.0, 256.0, 256.0, math.pi / 2]]))
-    assert torch.allclose(turned[0, 6:], torch.tensor([100 / 128, 0.0]), atol=1e-6)
+    assert torch.allclose(turned[0, 6:8], torch.tensor([100 / 128, 0.0]), atol=1e-6)
+    # At the goal pose the error to the goal is zero and there is no angle left to turn.
+    at_goal = pusht_features(torch.tensor([[0.0, 0.0, 256.0, 256.0, math.pi / 4]]))
+    assert torch.allclose(at_goal[0, 8:], torch.tensor([0.0, 0.0, 1.0, 0.0]), atol=1e-6)
+    # The goal's centre of gravity 45 px along the block's x axis (angle π/4 again).
+    shifted = torch.tensor([[0.0, 0.0, 256.0 - 45 / math.sqrt(2), 256.0 - 45 / math.sqrt(2), math.pi / 4]])
+    assert torch.allclose(pusht_features(shifted)[0, 8:10], torch.tensor([45 / 128, 0.0]), atol=1e-5)
 
 
 def test_training_decreases_the_loss_on_a_toy_set():

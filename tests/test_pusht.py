@@ -417,3 +417,44 @@ def test_trajectory_equals_gym_pusht_s():
         if t in GYM_PUSHT_STATES:
             np.testing.assert_allclose(observation, GYM_PUSHT_STATES[t], rtol=0, atol=1e-6)
     assert np.linalg.norm(observation[2:4] - [240.0, 230.0]) > 100  # the block was pushed far
+
+
+# ------------------------------------------------------------------------------ symmetry
+def test_mirror_maps_the_goal_to_itself_and_keeps_the_coverage():
+    from course_utils.envs.pusht import mirror_positions, mirror_states
+
+    np.testing.assert_allclose(mirror_positions(np.array([[256.0, 256.0], [10.0, 500.0]])),
+                               [[256.0, 256.0], [12.0, 502.0]])
+    goal_state = np.array([0.0, 0.0, *GOAL_POSE])
+    np.testing.assert_allclose(mirror_states(goal_state)[2:], GOAL_POSE)
+    rng = np.random.default_rng(0)
+    states = np.column_stack([rng.uniform(0, 512, (20, 4)), rng.uniform(0, 2 * np.pi, 20)])
+    np.testing.assert_allclose(mirror_states(mirror_states(states)), states, atol=1e-9)  # an involution
+    poses = np.column_stack([rng.uniform(180, 330, (20, 2)), rng.uniform(0, 2 * np.pi, 20)])
+    mirrored = mirror_states(np.column_stack([np.zeros((20, 2)), poses]))[:, 2:]
+    np.testing.assert_allclose(coverage(mirrored, GOAL_POSE), coverage(poses, GOAL_POSE), atol=1e-9)
+    assert coverage(poses, GOAL_POSE).max() > 0.1  # some of the poses overlap the goal
+
+
+def test_a_mirrored_episode_replays_as_the_mirror_of_the_episode():
+    from course_utils.envs.pusht import mirror_positions, mirror_states
+    from course_utils.envs.pusht_expert import PushTExpert
+
+    env, expert = gym.make(PUSHT_ID), PushTExpert()
+    obs, _ = env.reset(seed=7)
+    states, actions, coverages = [obs], [], []
+    for _ in range(40):
+        actions.append(expert(obs))
+        obs, _, terminated, _, info = env.step(actions[-1])
+        states.append(obs)
+        coverages.append(info["coverage"])
+        if terminated:
+            break
+    obs, _ = env.reset(options={"reset_to_state": mirror_states(states[0])})
+    for t, action in enumerate(actions):
+        obs, _, _, _, info = env.step(mirror_positions(action))
+        expected = mirror_states(states[t + 1])
+        np.testing.assert_allclose(obs[:4], expected[:4], atol=1e-6)
+        assert abs((obs[4] - expected[4] + np.pi) % (2 * np.pi) - np.pi) < 1e-6
+        assert info["coverage"] == pytest.approx(coverages[t], abs=1e-6)
+    assert max(coverages) > 0.3  # the expert did push the block

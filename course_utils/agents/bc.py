@@ -35,6 +35,7 @@ discounted Monte Carlo returns (``pretrain_critic``)::
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Callable, Optional
 
@@ -53,9 +54,14 @@ from course_utils.tracking import Tracker
 from course_utils.validation import check_int
 
 __all__ = ["BCAgent", "BCPolicy", "bc_mse_loss", "dagger", "demo_replay_buffer", "discounted_returns",
-           "pretrain_actor", "pretrain_critic", "pusht_agent_position", "pusht_features", "train_bc"]
+           "pretrain_actor", "pretrain_critic", "pusht_features", "pusht_pusher_frame", "train_bc"]
 
+# An action frame maps observations (B, n) to an origin (B, d) and a rotation (B, d, d).
+ActionFrame = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _WORKSPACE = 512.0  # PushT's workspace side, px
+_COG_Y = 45.0  # the block's centre of gravity, (0, 45) in its frame
+_GOAL_ANGLE = math.pi / 4  # PushT's goal pose (256, 256, π/4) and its centre of gravity
+_GOAL_COG = (256.0 - _COG_Y * math.sin(_GOAL_ANGLE), 256.0 + _COG_Y * math.cos(_GOAL_ANGLE))
 
 
 def bc_mse_loss(predicted_actions: torch.Tensor, demo_actions: torch.Tensor) -> torch.Tensor:
@@ -67,27 +73,50 @@ def bc_mse_loss(predicted_actions: torch.Tensor, demo_actions: torch.Tensor) -> 
 
 
 def pusht_features(observations: torch.Tensor) -> torch.Tensor:
-    """PushT ``state`` observations ``(B, 5)`` → network inputs ``(B, 8)``.
+    """PushT ``state`` observations ``(..., 5)`` → network inputs ``(..., 12)``.
 
-    ``[agent_x, agent_y, block_x, block_y]`` mapped from ``[0, 512]`` to ``[-1, 1]``; ``cos θ,
-    sin θ`` of the block's angle (the raw angle jumps from 2π to 0 where the pose does not change,
-    which a network would have to learn as a cliff); and the agent's position in the block's
-    frame, ``R(−θ)(agent − block)`` / 128: where the pusher is relative to the faces of the T,
-    which is what decides a push.
+    - ``[agent_x, agent_y, block_x, block_y]`` mapped from ``[0, 512]`` to ``[-1, 1]`` (where the
+      walls are);
+    - ``cos θ, sin θ`` of the block's angle (the raw angle jumps from 2π to 0 where the pose does
+      not change, which a network would have to learn as a cliff);
+    - the pusher's position in the block's frame, ``R(θ)ᵀ(agent − block)`` / 128: where it is
+      relative to the faces of the T, which decides a push;
+    - the error to the goal in the block's frame: the goal's centre of gravity minus the block's,
+      ``R(θ)ᵀ(goal_cog − cog)`` / 128, and ``cos, sin`` of the angle still to turn,
+      ``θ_goal − θ``: what the expert's choice of push depends on.
+
+    In the block's frame, one situation (pusher, block and goal placed alike relative to each
+    other) looks the same wherever the block is and however it is turned.
     """
     positions = observations[..., :4] / (_WORKSPACE / 2) - 1.0
-    cos, sin = torch.cos(observations[..., 4:5]), torch.sin(observations[..., 4:5])
-    dx = observations[..., 0:1] - observations[..., 2:3]  # the pusher relative to the block's origin
-    dy = observations[..., 1:2] - observations[..., 3:4]
-    local = torch.cat([cos * dx + sin * dy, -sin * dx + cos * dy], dim=-1) / 128.0
-    return torch.cat([positions, cos, sin, local], dim=-1)
+    angle = observations[..., 4]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+
+    def to_block_frame(vectors: torch.Tensor) -> torch.Tensor:  # R(θ)ᵀ v for v (..., 2)
+        return torch.stack([cos * vectors[..., 0] + sin * vectors[..., 1],
+                            -sin * vectors[..., 0] + cos * vectors[..., 1]], dim=-1)
+
+    pusher = to_block_frame(observations[..., 0:2] - observations[..., 2:4]) / 128.0
+    # The centre of gravity is at R(θ)(0, 45) from the block's origin.
+    cog = observations[..., 2:4] + torch.stack([-_COG_Y * sin, _COG_Y * cos], dim=-1)
+    goal_cog = torch.as_tensor(_GOAL_COG, dtype=observations.dtype, device=observations.device)
+    error = to_block_frame(goal_cog - cog) / 128.0
+    turn = _GOAL_ANGLE - angle
+    return torch.cat([positions, cos[..., None], sin[..., None], pusher, error,
+                      torch.cos(turn)[..., None], torch.sin(turn)[..., None]], dim=-1)
 
 
-def pusht_agent_position(observations: torch.Tensor) -> torch.Tensor:
-    """The pusher's position ``(B, 2)`` of PushT ``state`` observations ``(B, 5)``: with
-    ``action_offset=pusht_agent_position`` the policy predicts where to move *relative to the
-    pusher*, a small number where precision matters (while pushing)."""
-    return observations[..., :2]
+def pusht_pusher_frame(observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame PushT actions are predicted in, for ``action_frame=``: its origin is the
+    pusher's position ``(..., 2)`` and its axes are the block's, the rotation ``R(θ)``
+    ``(..., 2, 2)``. The policy then predicts where to move relative to the pusher (a small
+    number where precision matters, while pushing), in the block's own directions (so pushing
+    a face of the T is one output however the T is turned).
+    """
+    angle = observations[..., 4]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([cos, -sin], dim=-1), torch.stack([sin, cos], dim=-1)], dim=-2)
+    return observations[..., :2], rotation
 
 
 def _box_bounds(space: gym.Space, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -101,8 +130,9 @@ class BCPolicy(nn.Module, Policy):
 
     The network predicts a normalised action ``u``; the environment action is
     ``centre + half_width · clip(u, −1, 1)`` by the action space's bounds, or, with an
-    ``action_offset``, ``offset(s) + action_scale · u`` (an action relative to, e.g., the
-    pusher's position), clipped to the bounds either way.
+    ``action_frame`` ``s → (origin (B, d), rotation (B, d, d))``, the action in that frame,
+    ``origin(s) + rotation(s) · action_scale · u`` (e.g. a move relative to the pusher, along
+    the block's axes), clipped to the bounds either way.
 
     ``forward(observations (B, n))`` returns normalised actions ``(B, d)`` (what the loss sees);
     ``to_unit(actions, observations)`` maps demonstrated actions the same way;
@@ -112,8 +142,7 @@ class BCPolicy(nn.Module, Policy):
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, n_layers: int, size: int,
                  features: Optional[Callable[[torch.Tensor], torch.Tensor]], device: torch.device,
-                 action_offset: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 action_scale: float = 100.0) -> None:
+                 action_frame: Optional[ActionFrame] = None, action_scale: float = 100.0) -> None:
         super().__init__()
         obs_low, obs_high = _box_bounds(observation_space, "observation_space")
         act_low, act_high = _box_bounds(action_space, "action_space")
@@ -124,7 +153,7 @@ class BCPolicy(nn.Module, Policy):
         if not action_scale > 0:
             raise ValueError(f"action_scale must be > 0, got {action_scale}")
         self.device = device
-        self.features, self.action_offset, self.action_scale = features, action_offset, float(action_scale)
+        self.features, self.action_frame, self.action_scale = features, action_frame, float(action_scale)
         as_tensor = lambda x: torch.as_tensor(x, dtype=torch.float32, device=device)  # noqa: E731
         # Buffers move with .to(device) and are saved in state_dict.
         self.register_buffer("obs_centre", as_tensor((obs_high + obs_low) / 2 if features is None else 0.0))
@@ -147,14 +176,18 @@ class BCPolicy(nn.Module, Policy):
 
     def to_unit(self, env_actions: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
         """Environment actions ``(B, d)`` (taken in ``observations``) → normalised actions."""
-        if self.action_offset is not None:
-            return (env_actions - self.action_offset(observations)) / self.action_scale
+        if self.action_frame is not None:
+            origin, rotation = self.action_frame(observations)
+            # rotation⁻¹ = rotationᵀ: (rotationᵀ v)_i = Σ_j rotation_ji v_j
+            local = torch.einsum("...ji,...j->...i", rotation, env_actions - origin)
+            return local / self.action_scale
         return 2 * (env_actions - self.act_low) / (self.act_high - self.act_low) - 1
 
     def to_env(self, unit_actions: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
         """Normalised actions ``(B, d)`` → environment actions, within the action space."""
-        if self.action_offset is not None:
-            actions = self.action_offset(observations) + self.action_scale * unit_actions
+        if self.action_frame is not None:
+            origin, rotation = self.action_frame(observations)
+            actions = origin + torch.einsum("...ij,...j->...i", rotation, self.action_scale * unit_actions)
         else:
             actions = self.act_low + (unit_actions.clamp(-1, 1) + 1) / 2 * (self.act_high - self.act_low)
         return torch.maximum(torch.minimum(actions, self.act_high), self.act_low)
@@ -177,9 +210,10 @@ class BCAgent:
         learning_rate: Adam's step size.
         features: ``(B, n) → (B, m)`` network inputs (e.g. ``pusht_features``); default: the
             observations normalised by the observation space's bounds.
-        action_offset, action_scale: predict actions as ``offset(s) + scale · u`` (e.g.
-            ``pusht_agent_position`` and 100 px: a move relative to the pusher); default: the
-            action space's bounds map ``[-1, 1]`` onto ``[low, high]``.
+        action_frame, action_scale: predict actions in a frame of the state,
+            ``origin(s) + rotation(s) · scale · u`` (e.g. ``pusht_pusher_frame`` and 100 px: a
+            move relative to the pusher, along the block's axes); default: the action space's
+            bounds map ``[-1, 1]`` onto ``[low, high]``.
         loss_fn: ``(predicted (B, d), demonstrated (B, d)) → scalar``, both normalised actions
             (default ``bc_mse_loss``; a student's function trains the policy).
         device: where the network lives (default ``get_device()``).
@@ -190,8 +224,7 @@ class BCAgent:
                  size: int = 256, learning_rate: float = 1e-3,
                  features: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
                  loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bc_mse_loss,
-                 action_offset: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-                 action_scale: float = 100.0,
+                 action_frame: Optional[ActionFrame] = None, action_scale: float = 100.0,
                  device: Optional[torch.device | str] = None, seed: Optional[int] = None) -> None:
         check_int("n_layers", n_layers, minimum=0)
         check_int("size", size)
@@ -203,7 +236,7 @@ class BCAgent:
             torch.manual_seed(seed)
             self.generator.manual_seed(seed)
         self.policy = BCPolicy(observation_space, action_space, n_layers, size, features, self.device,
-                               action_offset, action_scale)
+                               action_frame, action_scale)
         self.optimizer = make_adam(self.policy.parameters(), learning_rate, self.device)
         self.loss_fn = loss_fn
 

@@ -92,7 +92,8 @@ import pymunk  # noqa: E402
 
 __all__ = ["AGENT_RADIUS", "BLOCK_COG", "BLOCK_MOMENT", "GOAL_POSE", "MAX_EPISODE_STEPS",
            "SUCCESS_THRESHOLD", "T_AREA", "T_RECTANGLES", "GoalPushTEnv", "PushTEnv", "coverage",
-           "coverage_reward", "polygon_intersection_area", "t_keypoints", "t_polygons"]
+           "coverage_reward", "mirror_positions", "mirror_states", "polygon_intersection_area",
+           "t_keypoints", "t_polygons"]
 
 WORKSPACE = 512
 AGENT_RADIUS = 15.0
@@ -238,6 +239,34 @@ def coverage(pose: np.ndarray, goal_pose: np.ndarray) -> np.ndarray:
 def coverage_reward(coverage_value: np.ndarray) -> np.ndarray:
     """PushT's reward, ``clip(coverage / 0.95, 0, 1)``: 1 from the success threshold on."""
     return np.clip(np.asarray(coverage_value) / SUCCESS_THRESHOLD, 0.0, 1.0)
+
+
+def mirror_positions(points: np.ndarray) -> np.ndarray:
+    """Reflect workspace points ``(..., 2)`` in the goal T's axis, the line ``x + y = 512``:
+    ``(x, y) → (512 − y, 512 − x)``. Use it for the pusher's position and for actions.
+
+    PushT is symmetric under this reflection: the T is symmetric about its stem, the goal T's stem
+    lies on that line, the centre of gravity (0, 45) is on the stem and the contacts have no
+    friction, so a reflected episode is again an episode (with the reflected actions), and its
+    coverage of the goal is the same at every step. Only the walls break the symmetry, by a pixel
+    (they are at 5 and 506, which reflect to 507 and 6), which matters only when something
+    touches one.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    return np.stack([WORKSPACE - points[..., 1], WORKSPACE - points[..., 0]], axis=-1)
+
+
+def mirror_states(states: np.ndarray) -> np.ndarray:
+    """Reflect PushT ``state`` observations ``(..., 5)`` as :func:`mirror_positions` does.
+
+    The pusher and the block's origin (which is on the T's axis) are reflected as points; the
+    block's angle ``θ`` becomes ``π/2 − θ`` (modulo 2π): the stem's direction ``(−sin θ, cos θ)``
+    reflects to ``(−cos θ, sin θ)``. The goal pose ``(256, 256, π/4)`` is its own reflection.
+    """
+    states = np.asarray(states, dtype=np.float64)
+    angle = np.mod(np.pi / 2 - states[..., 4:5], 2 * np.pi)
+    return np.concatenate([mirror_positions(states[..., 0:2]), mirror_positions(states[..., 2:4]), angle],
+                          axis=-1)
 
 
 def _check_vector(name: str, value: Any, size: int) -> np.ndarray:

@@ -11,7 +11,7 @@
                                         steps episode_ends[i-1] : episode_ends[i] (from 0)
     final_observations  (E, 5) float32  the state after each episode's last action
     seeds               (E,)   int64    the reset seed of each episode (replay: reset(seed=...))
-    sources             (E,)   str      "expert" or "teleop"
+    sources             (E,)   str      "expert", "teleop" or "mirror" (PushTDemos.mirrored)
 
 The observation after step t of an episode is ``observations[t + 1]``, or the episode's final
 observation after its last step, so every transition ``(s, a, r, s')`` can be rebuilt (the
@@ -29,7 +29,8 @@ follows the mouse. Keys: ``S`` saves the episode and starts the next one, ``D`` 
 and waits for ``S`` or ``D``. Episodes are added to the file if it exists.
 
 The course ships a small set recorded with the expert, :data:`DEFAULT_DEMOS`
-(``load_demos()`` with no argument).
+(``load_demos()`` with no argument): 200 episodes from the reset seeds 100-299, disjoint from the
+evaluation protocol's seeds 0-49 (``course_utils.envs.pusht_eval``).
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ import numpy as np
 
 from course_utils.validation import check_int
 
-__all__ = ["DEFAULT_DEMOS", "ENGAGE_DISTANCE", "EpisodeRecorder", "PushTDemos", "load_demos",
+__all__ = ["DEFAULT_DEMOS", "ENGAGE_DISTANCE", "FIRST_DEMO_SEED", "EpisodeRecorder", "PushTDemos", "load_demos",
            "mouse_to_action", "record_expert_demos", "save_demos", "teleoperate"]
 
 DEFAULT_DEMOS = Path(__file__).resolve().parent.parent / "data" / "pusht_demos.npz"
+# Demonstrations start from reset seeds 100, 101, …: never from the evaluation protocol's
+# seeds 0-49, so a cloned policy is not scored on initial states it was trained on.
+FIRST_DEMO_SEED = 100
 ENGAGE_DISTANCE = 30.0  # px: the pusher follows the mouse once the mouse has come this close
 _FIELDS = ("observations", "actions", "coverage", "episode_ends", "final_observations", "seeds", "sources")
 
@@ -109,6 +113,23 @@ class PushTDemos:
 
     def episodes(self) -> Iterator[dict[str, np.ndarray]]:
         return (self.episode(i) for i in range(self.num_episodes))
+
+    def mirrored(self) -> "PushTDemos":
+        """The same episodes reflected in the goal T's axis (``course_utils.envs.pusht.mirror_states``):
+        PushT is symmetric under that reflection, so they are demonstrations too, from other
+        initial states, and ``demos + demos.mirrored()`` doubles a data set for free.
+
+        Coverage, episode ends and seeds are kept; the source becomes ``"mirror"``. A mirrored
+        episode replays from ``reset(options={"reset_to_state": observations[start]})``, not from
+        its seed, and matches its original up to the walls, which are symmetric to within a pixel.
+        """
+        from course_utils.envs.pusht import mirror_positions, mirror_states
+
+        return PushTDemos(mirror_states(self.observations).astype(self.observations.dtype),
+                          mirror_positions(self.actions).astype(self.actions.dtype), self.coverage.copy(),
+                          self.episode_ends.copy(),
+                          mirror_states(self.final_observations).astype(self.final_observations.dtype),
+                          self.seeds.copy(), np.full(self.num_episodes, "mirror", dtype=self.sources.dtype))
 
     def __add__(self, other: "PushTDemos") -> "PushTDemos":
         return PushTDemos(
@@ -193,7 +214,7 @@ def load_demos(path: str | Path | None = None) -> PushTDemos:
         return PushTDemos(*(data[field] for field in _FIELDS))
 
 
-def record_expert_demos(num_episodes: int, seed: int = 0, successful_only: bool = False,
+def record_expert_demos(num_episodes: int, seed: int = FIRST_DEMO_SEED, successful_only: bool = False,
                         max_attempts: int | None = None) -> PushTDemos:
     """Episodes of :class:`~course_utils.envs.pusht_expert.PushTExpert` on PushT, from
     ``reset(seed=seed)``, ``seed + 1``, …; with ``successful_only`` the failed ones are skipped
@@ -303,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     record = commands.add_parser("record", help="record the scripted expert")
     record.add_argument("--episodes", type=int, required=True, help="number of episodes to keep")
     record.add_argument("--out", required=True, help="the .npz file to write")
-    record.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
+    record.add_argument("--seed", type=int, default=FIRST_DEMO_SEED,
+                        help=f"reset seed of the first episode (default {FIRST_DEMO_SEED})")
     record.add_argument("--successful-only", action="store_true", help="keep only successful episodes")
     teleop = commands.add_parser("teleop", help="record your own demonstrations with the mouse")
     teleop.add_argument("--out", required=True, help="the .npz file to add episodes to")
