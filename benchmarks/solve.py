@@ -135,10 +135,12 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                        n_epochs=10, batch_size=64, normalize_observations=True),
                             envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
     },
-    # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes);
-    # its budget and evaluation period count epochs over them, not environment steps.
+    # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
+    # their mirror images; its budget and evaluation period count epochs over them, not
+    # environment steps.
     "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
-                                         demos=200, mirror=True, loop=dict(batch_size=128))},
+                                         demos=200, mirror=True,
+                                         loop=dict(batch_size=128, cosine_decay=True))},
     # DQN with HER on bit flipping, the paper's settings: one hidden layer of 256, Adam 1e-3,
     # batch 128, gamma 0.98, the future strategy with k = 4, 16 updates per episode; a constant
     # epsilon of 0.2 and Polyak averaging of the target network (tau 0.05) after every update.
@@ -152,11 +154,13 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 
 def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
              demos: int | None = None) -> tuple[bool, int, float, float, dict[str, Any]]:
-    """BC on the first ``demos`` shipped episodes and their mirror images, evaluated every
-    ``eval_every`` epochs with the PushT protocol (mean maximum coverage over seeds 0-49) until
-    it reaches ``target`` or ``budget`` epochs. ``env_steps`` is the number of demonstration
-    steps trained on (mirrored ones included); the extra ``best_score`` is the best evaluation,
-    as Diffusion Policy's table reports the best checkpoint."""
+    """BC on the first ``demos`` shipped episodes and their mirror images for ``budget`` epochs,
+    the learning rate annealed to 0 (cosine), evaluated every ``eval_every`` epochs with the
+    PushT protocol (mean maximum coverage over seeds 0-49). Solved if an evaluation reached
+    ``target``; the score is the last evaluation, the extra ``best_score`` the best (Diffusion
+    Policy's table reports the best checkpoint) and ``best_epoch`` its epoch. ``env_steps`` is
+    the number of demonstration steps trained on (mirrored ones included); ``seconds`` the
+    training time, evaluations excluded."""
     import time
 
     import numpy as np
@@ -177,18 +181,23 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
         observations = np.concatenate([observations, mirrored.observations[:end]])
         actions = np.concatenate([actions, mirrored.actions[:end]])
     agent = make_bc(gym.make(env_id), device=device, seed=seed, **settings["agent"])
-    seconds, epochs, scores = 0.0, 0, []
-    while epochs < budget:
+    evaluation_seconds = 0.0
+
+    def evaluate(trained: BCAgent) -> dict[str, float]:
+        nonlocal evaluation_seconds
         start = time.perf_counter()
-        train_bc(agent, observations, actions, min(eval_every, budget - epochs), progress=False,
-                 **settings["loop"])
-        seconds += time.perf_counter() - start
-        epochs = min(epochs + eval_every, budget)
-        scores.append(evaluate_pusht(agent, range(50), env_id)["mean_max_coverage"])
-        if scores[-1] >= target:
-            break
-    return scores[-1] >= target, len(observations), seconds, scores[-1], {
-        "best_score": round(max(scores), 2), "epochs": epochs}
+        score = evaluate_pusht(trained, range(50), env_id)["mean_max_coverage"]
+        evaluation_seconds += time.perf_counter() - start
+        return {"score": score}
+
+    start = time.perf_counter()
+    tracker = train_bc(agent, observations, actions, budget, eval_every=eval_every, evaluate=evaluate,
+                       progress=False, **settings["loop"])
+    seconds = time.perf_counter() - start - evaluation_seconds
+    scores, epochs = tracker.history["score"], tracker.steps("score")
+    best = int(np.argmax(scores))
+    return max(scores) >= target, len(observations), seconds, scores[-1], {
+        "best_score": round(scores[best], 2), "best_epoch": int(epochs[best])}
 
 
 def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float,

@@ -278,3 +278,23 @@ def test_dagger_labels_the_learners_states_with_the_expert():
     assert np.array_equal(obs[:end], demos.observations[:end])
     with pytest.raises(ValueError, match="beta"):
         dagger(agent, PushTExpert(), obs, actions, iterations=1, beta=2.0)
+
+
+def test_cosine_decay_anneals_the_learning_rate_to_zero_and_restores_it():
+    obs, actions = toy_data(256)
+    agent = BCAgent(OBS, ACT, n_layers=1, size=16, learning_rate=1e-2, device="cpu", seed=0)
+    rates = []
+
+    def recording_loss(predicted, demonstrated):
+        rates.append(agent.optimizer.param_groups[0]["lr"])
+        return bc_mse_loss(predicted, demonstrated)
+
+    agent.loss_fn = recording_loss
+    train_bc(agent, obs, actions, epochs=4, batch_size=64, cosine_decay=True, progress=False)
+    # 4 epochs of 4 minibatches: lr · (1 + cos(π k / 16)) / 2 for k = 0 … 15.
+    expected = [1e-2 * (1 + math.cos(math.pi * k / 16)) / 2 for k in range(16)]
+    assert np.allclose(rates, expected) and rates[-1] < 1e-4
+    assert agent.optimizer.param_groups[0]["lr"] == 1e-2  # the agent's own rate afterwards
+    rates.clear()
+    train_bc(agent, obs, actions, epochs=1, batch_size=64, progress=False)
+    assert rates == [1e-2] * 4  # without the decay, the constant rate

@@ -84,7 +84,7 @@ def test_bc_on_pusht_reports_the_mean_max_coverage_and_the_demonstration_steps()
     # The 5 episodes and their mirror images.
     assert result["env_steps"] == 2 * int(load_demos().episode_ends[4]) and result["solved"] is False
     assert result["seconds"] > 0 and 0 <= result["score"] < protocol.task("course_utils/PushT-v0").target
-    assert result["best_score"] == result["score"] and result["epochs"] == 1
+    assert result["best_score"] == result["score"] and result["best_epoch"] == 1
 
 
 @pytest.mark.parametrize("n_bits, budget, solvable", [(2, 60, True), (20, 2, False)])

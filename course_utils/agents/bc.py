@@ -237,6 +237,7 @@ class BCAgent:
             self.generator.manual_seed(seed)
         self.policy = BCPolicy(observation_space, action_space, n_layers, size, features, self.device,
                                action_frame, action_scale)
+        self.learning_rate = float(learning_rate)
         self.optimizer = make_adam(self.policy.parameters(), learning_rate, self.device)
         self.loss_fn = loss_fn
 
@@ -272,7 +273,7 @@ def _as_dataset(name: str, values: Any, device: torch.device, width: int) -> tor
 
 
 def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, batch_size: int = 256,
-             tracker: Optional[Tracker] = None, eval_every: int = 0,
+             cosine_decay: bool = False, tracker: Optional[Tracker] = None, eval_every: int = 0,
              evaluate: Optional[Callable[[BCAgent], dict[str, float]]] = None,
              progress: bool = True) -> Tracker:
     """Minibatch training of ``agent`` on demonstrations for ``epochs`` passes over the data.
@@ -281,6 +282,10 @@ def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, ba
         agent: a ``BCAgent``.
         observations, actions: the demonstrations, ``(N, n)`` and ``(N, d)`` (environment units).
         epochs: passes over the data, each in shuffled minibatches of ``batch_size``.
+        cosine_decay: anneal the learning rate from the agent's ``learning_rate`` to 0 over the
+            updates of this call, ``lr_k = lr · (1 + cos(π k / K)) / 2`` (Loshchilov & Hutter
+            2017): the small steps at the end average out the minibatch noise that a constant
+            step size leaves in the weights. Otherwise the rate stays the agent's.
         tracker: where metrics go (a new one by default, x axis "epoch"); passing the tracker of
             an earlier call continues its epoch count.
         eval_every, evaluate: every ``eval_every`` epochs (and after the last), log the metrics
@@ -303,12 +308,25 @@ def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, ba
                          f"{len(obs)} and {len(act)}")
     tracker = tracker if tracker is not None else Tracker(x_label="epoch")
     first = int(tracker.steps("train_loss")[-1]) if "train_loss" in tracker.keys else 0
+    total_updates, updates = max(epochs * -(-len(obs) // batch_size), 1), 0
+
+    def set_learning_rate() -> None:
+        rate = agent.learning_rate
+        if cosine_decay:
+            rate *= 0.5 * (1 + math.cos(math.pi * updates / total_updates))
+        for group in agent.optimizer.param_groups:
+            group["lr"] = rate
+
     bar = tqdm(range(first + 1, first + epochs + 1), disable=not progress, desc="BC", file=sys.stdout,
                mininterval=1.0, unit="epoch")
     try:
         for epoch in bar:
             order = torch.randperm(len(obs), generator=agent.generator).to(agent.device)
-            losses = [agent.update(obs[idx], act[idx]) for idx in order.split(batch_size)]
+            losses = []
+            for idx in order.split(batch_size):
+                set_learning_rate()
+                losses.append(agent.update(obs[idx], act[idx]))
+                updates += 1
             loss = torch.stack(losses).mean().item()  # one synchronisation per epoch
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the BC loss is {loss} at epoch {epoch}")
@@ -322,12 +340,15 @@ def train_bc(agent: BCAgent, observations: Any, actions: Any, epochs: int, *, ba
         print(f"\nInterrupted after {done} epochs in all; the agent and the tracker keep everything so far.")
     finally:
         bar.close()
+        updates = 0
+        set_learning_rate()  # the agent's own rate again, for what comes next
     return tracker
 
 
 def dagger(agent: BCAgent, expert: Any, observations: Any, actions: Any, iterations: int, *,
            episodes_per_iteration: int = 20, epochs: int = 50, beta: float = 0.0, seed: int = 10_000,
-           env_id: str = "course_utils/PushT-v0", batch_size: int = 256, tracker: Optional[Tracker] = None,
+           env_id: str = "course_utils/PushT-v0", batch_size: int = 256, cosine_decay: bool = False,
+           tracker: Optional[Tracker] = None,
            evaluate: Optional[Callable[[BCAgent], dict[str, float]]] = None,
            progress: bool = True) -> tuple[np.ndarray, np.ndarray, Tracker]:
     """DAgger: roll out the learner, label every visited state with the expert, retrain on all.
@@ -336,9 +357,10 @@ def dagger(agent: BCAgent, expert: Any, observations: Any, actions: Any, iterati
     different from the evaluation seeds 0–49), acting with the expert with probability ``beta``
     and with the learner otherwise (β = 0: the learner only, the usual choice after the first
     round), stores ``(state, expert(state))`` for every visited state, then trains ``agent``
-    ``epochs`` more epochs on the aggregated data set. The expert must have ``reset()`` and
-    ``expert(obs)``; it is called in every visited state, also when the learner acts, so its
-    internal state follows the episode.
+    ``epochs`` more epochs on the aggregated data set (``batch_size`` and ``cosine_decay`` as in
+    ``train_bc``; with the decay, every iteration anneals from the full rate). The expert must
+    have ``reset()`` and ``expert(obs)``; it is called in every visited state, also when the
+    learner acts, so its internal state follows the episode.
 
     Returns the aggregated ``(observations (N, n), actions (N, d))`` and the tracker (per epoch
     ``train_loss``; per iteration ``dagger_states``, the data set size, and whatever
@@ -370,8 +392,8 @@ def dagger(agent: BCAgent, expert: Any, observations: Any, actions: Any, iterati
         all_obs.append(np.array(new_obs))
         all_act.append(np.array(new_act))
         data_obs, data_act = np.concatenate(all_obs), np.concatenate(all_act)
-        train_bc(agent, data_obs, data_act, epochs, batch_size=batch_size, tracker=tracker,
-                 progress=progress)
+        train_bc(agent, data_obs, data_act, epochs, batch_size=batch_size, cosine_decay=cosine_decay,
+                 tracker=tracker, progress=progress)
         extra = evaluate(agent) if evaluate is not None else {}
         tracker.log(int(tracker.steps("train_loss")[-1]), dagger_states=len(data_obs), **extra)
     env.close()
