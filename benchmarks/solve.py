@@ -200,8 +200,8 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
         "best_score": round(scores[best], 2), "best_epoch": int(epochs[best])}
 
 
-def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float,
-              device: torch.device, n_bits: int, eval_episodes: int) -> tuple[bool, int, float, float, dict[str, Any]]:
+def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
+              n_bits: int, eval_episodes: int) -> tuple[bool, int, float, float, dict[str, Any]]:
     """DQN with HER on ``n_bits`` bit flipping until the greedy success rate over
     ``eval_episodes`` reaches ``target``; ``eval_every`` and ``budget`` count episodes of
     ``n_bits`` steps. The score is the last greedy success rate."""
