@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however
 from protocol import result_line, task  # noqa: E402
 
 from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
-from course_utils.agents.bc import BCAgent, pusht_features, pusht_pusher_frame, train_bc  # noqa: E402
+from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
+                                    pusht_features, pusht_history_features, pusht_history_frame,
+                                    pusht_pusher_frame, train_bc)
 from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
 from course_utils.agents.sac import SACAgent  # noqa: E402
@@ -73,8 +75,14 @@ def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
-def make_bc(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> BCAgent:
-    """BC on PushT's state: the PushT features in, a move in the pusher's frame out."""
+def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False,
+            **settings: Any) -> BCAgent:
+    """BC on PushT's state (with ``history``: on the previous and the current state): the PushT
+    features in, a move in the pusher's frame out."""
+    if history:
+        return BCAgent(history_space(env.observation_space), env.action_space,
+                       features=pusht_history_features, action_frame=pusht_history_frame,
+                       device=device, seed=seed, **settings)
     return BCAgent(env.observation_space, env.action_space, features=pusht_features,
                    action_frame=pusht_pusher_frame, device=device, seed=seed, **settings)
 
@@ -136,9 +144,10 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                             envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
     },
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
-    # their mirror images; its budget and evaluation period count epochs over them, not
-    # environment steps.
-    "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3),
+    # their mirror images, seeing the previous state with the current one; its budget and
+    # evaluation period count epochs over them, not environment steps.
+    "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3,
+                                                    history=True),
                                          demos=200, mirror=True,
                                          loop=dict(batch_size=128, cosine_decay=True))},
     # DQN with HER on bit flipping, the paper's settings: one hidden layer of 256, Adam 1e-3,
@@ -154,7 +163,8 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 
 def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
              demos: int | None = None) -> tuple[bool, int, float, float, dict[str, Any]]:
-    """BC on the first ``demos`` shipped episodes and their mirror images for ``budget`` epochs,
+    """BC on the first ``demos`` shipped episodes and their mirror images for ``budget`` epochs
+    (acting on the previous and the current state with the settings' ``history``),
     the learning rate annealed to 0 (cosine), evaluated every ``eval_every`` epochs with the
     PushT protocol (mean maximum coverage over seeds 0-49). Solved if an evaluation reached
     ``target``; the score is the last evaluation, the extra ``best_score`` the best (Diffusion
@@ -175,10 +185,17 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     if not 1 <= n_episodes <= data.num_episodes:
         raise SystemExit(f"--demos must be in 1..{data.num_episodes}, got {n_episodes}")
     end = data.episode_ends[n_episodes - 1]
-    observations, actions = data.observations[:end], data.actions[:end]
+    history = settings["agent"]["history"]
+
+    def inputs(demos: Any) -> np.ndarray:  # the first n_episodes, as the agent sees them
+        if history:
+            return previous_and_current(demos.observations[:end], demos.episode_ends[:n_episodes])
+        return demos.observations[:end]
+
+    observations, actions = inputs(data), data.actions[:end]
     if settings["mirror"]:
         mirrored = data.mirrored()
-        observations = np.concatenate([observations, mirrored.observations[:end]])
+        observations = np.concatenate([observations, inputs(mirrored)])
         actions = np.concatenate([actions, mirrored.actions[:end]])
     agent = make_bc(gym.make(env_id), device=device, seed=seed, **settings["agent"])
     evaluation_seconds = 0.0
@@ -186,7 +203,8 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     def evaluate(trained: BCAgent) -> dict[str, float]:
         nonlocal evaluation_seconds
         start = time.perf_counter()
-        score = evaluate_pusht(trained, range(50), env_id)["mean_max_coverage"]
+        policy = HistoryPolicy(trained.policy) if history else trained
+        score = evaluate_pusht(policy, range(50), env_id)["mean_max_coverage"]
         evaluation_seconds += time.perf_counter() - start
         return {"score": score}
 

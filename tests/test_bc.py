@@ -11,7 +11,9 @@ import pytest
 import torch
 
 import course_utils.envs  # noqa: F401  (registers PushT)
-from course_utils.agents.bc import (BCAgent, bc_mse_loss, dagger, pusht_features, pusht_pusher_frame,
+from course_utils.agents.bc import (BCAgent, HistoryPolicy, bc_mse_loss, dagger, history_space,
+                                    previous_and_current, pusht_features, pusht_history_features,
+                                    pusht_history_frame, pusht_pusher_frame,
                                     train_bc)
 from course_utils.envs.pusht_demos import load_demos
 from course_utils.envs.pusht_eval import evaluate_pusht
@@ -298,3 +300,43 @@ def test_cosine_decay_anneals_the_learning_rate_to_zero_and_restores_it():
     rates.clear()
     train_bc(agent, obs, actions, epochs=1, batch_size=64, progress=False)
     assert rates == [1e-2] * 4  # without the decay, the constant rate
+
+
+def test_previous_and_current_pairs_restart_at_every_episode():
+    obs = np.arange(10.0).reshape(5, 2)  # two episodes: steps 0-2 and 3-4
+    pairs = previous_and_current(obs, episode_ends=[3, 5])
+    np.testing.assert_array_equal(pairs, [[0, 1, 0, 1], [0, 1, 2, 3], [2, 3, 4, 5],
+                                          [6, 7, 6, 7], [6, 7, 8, 9]])
+    with pytest.raises(ValueError, match="episode_ends"):
+        previous_and_current(obs, episode_ends=[3, 4])
+    space = history_space(OBS)
+    assert space.shape == (6,) and np.all(space.low == np.tile(OBS.low, 2))
+
+
+def test_pusht_history_features_add_the_motion_since_the_previous_state():
+    state = torch.tensor([100.0, 200.0, 256.0, 256.0, 0.3])
+    moved = state + torch.tensor([12.8, 0.0, 0.0, 0.0, 0.0])  # the pusher moved 12.8 px along x
+    still = pusht_history_features(torch.cat([state, state]))
+    assert still.shape == (24,) and torch.allclose(still[12:], torch.zeros(12))
+    assert torch.allclose(still[:12], pusht_features(state))
+    motion = pusht_history_features(torch.cat([state, moved]))[12:]
+    assert torch.allclose(motion[0], torch.tensor(10 * 12.8 / 256), atol=1e-6)  # the scaled x position
+    origin, rotation = pusht_history_frame(torch.cat([state, moved]))
+    assert torch.allclose(origin, moved[:2])
+
+
+def test_history_policy_feeds_the_previous_observation_and_forgets_it_on_reset():
+    seen = []
+
+    class Recorder:
+        def greedy_action(self, pair):
+            seen.append(pair.copy())
+            return pair[-2:]
+
+    policy = HistoryPolicy(Recorder())
+    first, second = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    policy.greedy_action(first)
+    np.testing.assert_array_equal(policy(second), [3.0, 4.0])
+    policy.reset()
+    policy.get_action(second)
+    np.testing.assert_array_equal(np.array(seen), [[1, 2, 1, 2], [1, 2, 3, 4], [3, 4, 3, 4]])

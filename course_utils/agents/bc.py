@@ -58,8 +58,10 @@ from course_utils.nn import MLPConfig, build_mlp, make_adam
 from course_utils.tracking import Tracker
 from course_utils.validation import check_int
 
-__all__ = ["BCAgent", "BCPolicy", "bc_mse_loss", "dagger", "demo_replay_buffer", "discounted_returns",
-           "pretrain_actor", "pretrain_critic", "pusht_features", "pusht_pusher_frame", "train_bc"]
+__all__ = ["BCAgent", "BCPolicy", "HistoryPolicy", "bc_mse_loss", "dagger", "demo_replay_buffer",
+           "discounted_returns", "history_space", "pretrain_actor", "pretrain_critic",
+           "previous_and_current", "pusht_features", "pusht_history_features", "pusht_history_frame",
+           "pusht_pusher_frame", "train_bc"]
 
 # An action frame maps observations (B, n) to an origin (B, d) and a rotation (B, d, d).
 ActionFrame = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -403,6 +405,75 @@ def dagger(agent: BCAgent, expert: Any, observations: Any, actions: Any, iterati
         tracker.log(int(tracker.steps("train_loss")[-1]), dagger_states=len(data_obs), **extra)
     env.close()
     return np.concatenate(all_obs), np.concatenate(all_act), tracker
+
+
+# ------------------------------------------------------------------ one step of memory
+
+def previous_and_current(observations: Any, episode_ends: Any) -> np.ndarray:
+    """``[s_{t−1}, s_t]`` for every step of consecutive episodes: ``(N, n)`` → ``(N, 2n)``.
+
+    ``episode_ends`` ``(E,)`` is one past each episode's last step (PushTDemos' convention). At an
+    episode's first step there is no previous observation and the current one stands in for it,
+    as ``HistoryPolicy`` does when it acts.
+    """
+    observations = np.asarray(observations)
+    ends = np.asarray(episode_ends, dtype=np.int64)
+    if observations.ndim != 2 or ends.ndim != 1 or not len(ends) or ends[-1] != len(observations):
+        raise ValueError(f"observations must be (N, n) and episode_ends end at N = {len(observations)}, "
+                         f"got shapes {observations.shape} and {ends.shape}")
+    previous = np.concatenate([observations[:1], observations[:-1]])
+    starts = np.concatenate([[0], ends[:-1]])
+    previous[starts] = observations[starts]
+    return np.concatenate([previous, observations], axis=1)
+
+
+def history_space(space: gym.Space) -> gym.spaces.Box:
+    """The space of ``[previous, current]`` pairs of observations of the Box ``space``."""
+    low, high = _box_bounds(space, "space")
+    return gym.spaces.Box(np.tile(low, 2).astype(np.float32), np.tile(high, 2).astype(np.float32),
+                          dtype=np.float32)
+
+
+def pusht_history_features(pairs: torch.Tensor) -> torch.Tensor:
+    """``[previous, current]`` PushT states ``(..., 10)`` → network inputs ``(..., 24)``: the
+    ``pusht_features`` of the current state and 10 × their change since the previous one (the
+    pusher's and the block's motion, of order 1), which tells where the pusher was heading."""
+    now, before = pusht_features(pairs[..., 5:]), pusht_features(pairs[..., :5])
+    return torch.cat([now, 10.0 * (now - before)], dim=-1)
+
+
+def pusht_history_frame(pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pusht_pusher_frame`` of the current state of ``[previous, current]`` pairs ``(..., 10)``."""
+    return pusht_pusher_frame(pairs[..., 5:])
+
+
+class HistoryPolicy(Policy):
+    """Acts with a policy of ``[previous, current]`` observations, remembering the previous one.
+
+    ``cloned`` is trained on ``previous_and_current`` pairs (a ``BCPolicy`` on ``history_space``);
+    ``greedy_action(obs)`` (also ``get_action`` and calling it) feeds it ``[previous, obs]``, with
+    ``obs`` standing in for the previous observation at the first step after ``reset()``, which
+    ``evaluate_pusht`` calls at every episode's start (call it yourself before another episode).
+    """
+
+    def __init__(self, cloned: BCPolicy) -> None:
+        self.cloned = cloned
+        self.previous: Optional[np.ndarray] = None
+
+    def reset(self) -> None:
+        self.previous = None
+
+    def greedy_action(self, observation: Any) -> np.ndarray:
+        observation = np.asarray(observation)
+        previous = observation if self.previous is None else self.previous
+        self.previous = observation
+        return self.cloned.greedy_action(np.concatenate([previous, observation]))
+
+    def get_action(self, observation: Any) -> np.ndarray:
+        return self.greedy_action(observation)
+
+    def __call__(self, observation: Any) -> np.ndarray:
+        return self.greedy_action(observation)
 
 
 # ------------------------------------------------------------------ RL from demonstrations
