@@ -340,3 +340,13 @@ def test_history_policy_feeds_the_previous_observation_and_forgets_it_on_reset()
     policy.reset()
     policy.get_action(second)
     np.testing.assert_array_equal(np.array(seen), [[1, 2, 1, 2], [1, 2, 3, 4], [3, 4, 3, 4]])
+
+
+def test_the_pusht_constants_of_the_features_are_the_environments():
+    from course_utils.agents import bc
+    from course_utils.envs.pusht import BLOCK_COG, GOAL_POSE
+
+    assert BLOCK_COG == (0.0, bc._COG_Y) and GOAL_POSE[2] == bc._GOAL_ANGLE
+    rotation = np.array([[np.cos(GOAL_POSE[2]), -np.sin(GOAL_POSE[2])],
+                         [np.sin(GOAL_POSE[2]), np.cos(GOAL_POSE[2])]])
+    np.testing.assert_allclose(bc._GOAL_COG, GOAL_POSE[:2] + rotation @ np.array(BLOCK_COG))

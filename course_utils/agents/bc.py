@@ -5,7 +5,8 @@ the demonstrated actions by minimising ``mean ‖π(s) − a‖²`` over minibat
 outputs are normalised: observations to about ``[-1, 1]`` (the PushT features below: positions
 divided by the workspace, the block's angle as ``cos θ, sin θ`` so that 0 and 2π are one angle),
 actions to ``[-1, 1]`` by the action space's bounds (or expressed in a frame of the state, see
-``BCPolicy``), and mapped back to ``[low, high]`` when the policy acts. The loss is a parameter (``loss_fn``), so a student's own loss trains the policy::
+``BCPolicy``), and mapped back to ``[low, high]`` when the policy acts. The loss is a parameter
+(``loss_fn``), so a student's own loss trains the policy::
 
     agent = BCAgent(env.observation_space, env.action_space, features=pusht_features,
                     action_frame=pusht_pusher_frame)
@@ -68,6 +69,8 @@ __all__ = ["BCAgent", "BCPolicy", "HistoryPolicy", "bc_mse_loss", "dagger", "dem
 # An action frame maps observations (B, n) to an origin (B, d) and a rotation (B, d, d).
 ActionFrame = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _WORKSPACE = 512.0  # PushT's workspace side, px
+# PushT's BLOCK_COG and GOAL_POSE (course_utils.envs.pusht), repeated here so that importing the
+# agents does not import pygame and pymunk; a test checks that they agree.
 _COG_Y = 45.0  # the block's centre of gravity, (0, 45) in its frame
 _GOAL_ANGLE = math.pi / 4  # PushT's goal pose (256, 256, π/4) and its centre of gravity
 _GOAL_COG = (256.0 - _COG_Y * math.sin(_GOAL_ANGLE), 256.0 + _COG_Y * math.cos(_GOAL_ANGLE))
