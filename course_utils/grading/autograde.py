@@ -17,13 +17,17 @@ How a submission is graded
        (``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS``, dropped from the student version),
        so a check a student edited or deleted grades as written. A check cell is found by its cell
        id, else by its check call (Colab may rewrite ids); a deleted one is put back after the
-       cell that precedes it in the complete notebook. Cells the student added stay.
-    2. The notebook runs in a fresh ``python3`` kernel, in quick mode (``COURSE_QUICK=1``), in the
-       complete notebook's folder, one cell at a time: an error in a cell does not stop the next
-       ones; a cell past its time limit is interrupted; a kernel that dies (or ignores the
-       interrupt and is killed) is replaced by a fresh one and execution goes on with the next
-       cell. Past the notebook's time limit no further cell runs.
-    3. Each exercise is scored from the outputs of its check cell.
+       cell that precedes it in the complete notebook. Cells the student added stay. Each restored
+       check cell first imports its checks afresh from the package (:data:`FRESH_CHECKS`), so a
+       check the student redefined, or a check helper they patched, is not the one that runs.
+    2. The notebook runs in a fresh ``python3`` kernel, in quick mode (``COURSE_QUICK=1``), one
+       cell at a time, in a temporary folder of its own with a clean environment, confined to that
+       folder and to a memory limit (:mod:`course_utils.grading.sandbox`). An error in a cell does
+       not stop the next ones; a cell past its time limit is interrupted; a kernel that dies (or
+       ignores the interrupt and is killed) is replaced by a fresh one and execution goes on with
+       the next cell. Past the notebook's time limit no further cell runs.
+    3. Each exercise is scored from its check cell: passed when the cell ran without error and
+       printed a line starting with ✓.
 
 Student code runs only in the kernel, never in the grading process.
 """
@@ -34,7 +38,6 @@ import copy
 import difflib
 import logging
 import math
-import os
 import subprocess
 import threading
 import time
@@ -47,11 +50,14 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from course_utils.grading.checks import __all__ as PACKAGE_CHECKS
+from course_utils.grading.sandbox import DEFAULT_MEMORY_LIMIT, jailed_kernel_manager, kernel_env, workspace
 from course_utils.grading.student import check_calls, find_check_cells, read_notebook
 
 __all__ = [
     "CELL_TIMEOUT_S",
     "DEFAULT_SOURCE",
+    "FRESH_CHECKS",
     "NOTEBOOK_TIMEOUT_S",
     "Execution",
     "Exercise",
@@ -77,6 +83,17 @@ INTERRUPT_GRACE_S = 10
 MAX_MESSAGE_CHARS = 1000
 # Printed text kept per cell: a print in an endless loop sends hundreds of MB within a time limit.
 MAX_PRINTED_CHARS = 1_000_000
+
+# What a restored check cell runs before its checks: it drops every module of the grading package
+# from Python's cache, so that the import after it loads the checks from disk, whatever the
+# submission redefined or patched.
+FRESH_CHECKS = (
+    "# Added by the grader: the checks, imported afresh from the package.\n"
+    "import sys as _grader_sys\n"
+    "for _grader_module in [name for name in _grader_sys.modules if name.startswith('course_utils.grading')]:\n"
+    "    del _grader_sys.modules[_grader_module]\n"
+    "from course_utils.grading import {checks}\n"
+)
 
 # nbclient logs every timeout and dead kernel as an error; the grades report them instead.
 _NBCLIENT_LOG = logging.getLogger(f"{__name__}.nbclient")
@@ -112,6 +129,7 @@ class SubmissionGrade:
     notebook: str  # the complete notebook it was graded against, as reports show it
     grades: list[ExerciseGrade]
     seconds: float
+    position: int = 0  # in the whole class's order of submissions, which shards and merges keep
 
     @property
     def points(self) -> float:
@@ -128,6 +146,7 @@ class Execution:
 
     notebook_timeout: float
     incidents: dict[int, str] = field(default_factory=dict)  # cell index -> timeout or kernel death
+    failed: set[int] = field(default_factory=set)  # cells whose execution the kernel reported failed
     not_run_from: int | None = None  # the first cell the notebook time limit left unrun
 
 
@@ -172,10 +191,14 @@ def exercises_of(complete: nbformat.NotebookNode, source: str = "notebook") -> l
 
 
 def _pristine(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of a complete notebook's cell, ready to run: no outputs, no execution timings."""
+    """A copy of a complete notebook's check cell, ready to run: no outputs, no execution timings,
+    and the package's checks it calls imported afresh at its top (:data:`FRESH_CHECKS`)."""
     fresh = copy.deepcopy(cell)
     fresh.outputs, fresh.execution_count = [], None
     fresh.metadata.pop("execution", None)
+    checks = [name for name in dict.fromkeys(check_calls(cell.source)) if name in PACKAGE_CHECKS]
+    if checks:
+        fresh.source = FRESH_CHECKS.format(checks=", ".join(checks)) + fresh.source
     return fresh
 
 
@@ -286,13 +309,6 @@ def restore_check_cells(
 # --- executing ------------------------------------------------------------------------------------
 
 
-def _kernel_env() -> dict[str, str]:
-    """The kernel's environment: quick mode, headless."""
-    env = dict(os.environ, COURSE_QUICK="1", SDL_VIDEODRIVER="dummy")
-    env.pop("MPLBACKEND", None)  # a non-inline backend set by CI would break plots in the kernel
-    return env
-
-
 class _Watchdog:
     """Kills the kernel process when a cell runs ``seconds`` long: the last resort, when the
     kernel ignored nbclient's interrupt."""
@@ -400,32 +416,40 @@ def _execute_cells(
 
 def execute_notebook(
     nb: nbformat.NotebookNode,
-    cwd: Path,
+    folder: Path,
     *,
     cell_timeout: float = CELL_TIMEOUT_S,
     notebook_timeout: float = NOTEBOOK_TIMEOUT_S,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> Execution:
-    """Execute ``nb`` in place, cell by cell, in fresh ``python3`` kernels started in ``cwd``.
+    """Execute ``nb`` in place, cell by cell, in fresh ``python3`` kernels working in ``folder``.
 
-    Errors stay in the cells' outputs; timeouts, kernel deaths and the cells the notebook time
-    limit left unrun are in the returned :class:`Execution`.
+    Each kernel has ``folder`` as its working folder and HOME, the environment of
+    :func:`~course_utils.grading.sandbox.kernel_env`, may write only inside ``folder`` (where the
+    system allows: see :mod:`course_utils.grading.jail`) and use at most ``memory_limit`` bytes
+    (None: no limit). Errors stay in the cells' outputs; timeouts, kernel deaths, failed cells and
+    the cells the notebook time limit left unrun are in the returned :class:`Execution`.
     """
+    execution = Execution(notebook_timeout=notebook_timeout)
     client = _GradingClient(
         nb,
         kernel_name="python3",  # whatever kernel the student's notebook names
+        kernel_manager_class=jailed_kernel_manager(folder, memory_limit),
         allow_errors=True,
         interrupt_on_timeout=True,
         shutdown_kernel="immediate",  # nothing in it is worth a graceful shutdown's wait
-        resources={"metadata": {"path": str(cwd)}},
+        resources={"metadata": {"path": str(folder)}},
+        # Errors are recorded from the kernel's reply, not only from the error outputs: a submission
+        # can hide the outputs (IPython's custom exception handlers), not the reply's status.
+        on_cell_error=lambda cell, cell_index, execute_reply: execution.failed.add(cell_index),
         log=_NBCLIENT_LOG,
     )
-    execution = Execution(notebook_timeout=notebook_timeout)
     deadline = time.monotonic() + notebook_timeout
     next_cell = 0
     while next_cell < len(nb.cells) and time.monotonic() < deadline:
         # A fresh kernel, shut down on leaving. Its own output (warnings, C libraries' prints) would
         # interleave with the progress lines; what the cells print reaches their outputs anyway.
-        with client.setup_kernel(env=_kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        with client.setup_kernel(env=kernel_env(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
             next_cell = _execute_cells(client, next_cell, deadline, cell_timeout, execution)
     if next_cell < len(nb.cells):
         execution.not_run_from = next_cell
@@ -459,6 +483,8 @@ def _verdict(nb: nbformat.NotebookNode, position: int, execution: Execution) -> 
     errors = [out for out in outputs if out.output_type == "error"]
     if errors:
         return False, _error_message(errors[0])
+    if position in execution.failed:
+        return False, "the check cell ended in an error, whose output was suppressed"
     ticks = [line.strip() for line in _stdout(nb.cells[position]).splitlines() if line.startswith("✓")]
     if ticks:
         return True, "; ".join(ticks)
@@ -551,11 +577,14 @@ def grade_submission(
     name: str | None = None,
     cell_timeout: float = CELL_TIMEOUT_S,
     notebook_timeout: float = NOTEBOOK_TIMEOUT_S,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> SubmissionGrade:
     """Grade one submitted notebook against its complete notebook.
 
-    ``name`` is how reports show the submission (default: its path). A submission that is not a
-    readable notebook scores 0 on every exercise, with the reason.
+    It runs in a temporary folder of its own, holding copies of the complete notebook's data files
+    (:func:`~course_utils.grading.sandbox.workspace`), with at most ``memory_limit`` bytes per
+    kernel. ``name`` is how reports show the submission (default: its path). A submission that is
+    not a readable notebook scores 0 on every exercise, with the reason.
     """
     started = time.monotonic()
     complete_nb = read_notebook(complete)
@@ -567,9 +596,14 @@ def grade_submission(
         grades = [ExerciseGrade(exercise.name, 0, exercise.points, False, message) for exercise in exercises]
     else:
         graded, positions = restore_check_cells(submitted, complete_nb, exercises)
-        execution = execute_notebook(
-            graded, complete.parent, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout
-        )
+        with workspace(complete.parent) as folder:
+            execution = execute_notebook(
+                graded,
+                folder,
+                cell_timeout=cell_timeout,
+                notebook_timeout=notebook_timeout,
+                memory_limit=memory_limit,
+            )
         grades = score(graded, exercises, positions, execution)
     return SubmissionGrade(
         submission=name or str(submission),

@@ -1,25 +1,31 @@
 """Reports of autograded submissions: CSV and JSON grades, a terminal table, HTML feedback.
 
 Every report shows the same rows, one per submission and exercise:
-``submission, exercise, points, max_points, message``.
+``submission, exercise, points, max_points, message``. The JSON holds all a report needs, so
+:func:`read_json` gives back the graded submissions (to resume a run, or merge shards). Files are
+written whole or not at all: an interrupted run leaves the previous complete file.
 """
 
 from __future__ import annotations
 
 import csv
 import html
+import io
 import json
 import os
 import re
 from collections import defaultdict
 from pathlib import Path
 
-from course_utils.grading.autograde import SubmissionGrade
+from course_utils.grading.autograde import ExerciseGrade, SubmissionGrade
 
 __all__ = [
     "COLUMNS",
+    "common_folder",
     "feedback_html",
     "grade_rows",
+    "read_json",
+    "report_name",
     "summary_table",
     "write_csv",
     "write_feedback",
@@ -49,31 +55,70 @@ def grade_rows(results: list[SubmissionGrade]) -> list[dict[str, str | float]]:
     ]
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8", newline="")
+    os.replace(partial, path)
+
+
 def write_csv(results: list[SubmissionGrade], path: Path) -> None:
     """The grades as CSV (UTF-8), with a header row of :data:`COLUMNS`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(COLUMNS)
-        for row in grade_rows(results):
-            writer.writerow([_number(v) if isinstance(v, float | int) else v for v in row.values()])
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    for row in grade_rows(results):
+        writer.writerow([_number(v) if isinstance(v, float | int) else v for v in row.values()])
+    _write_whole(path, text.getvalue())
 
 
-def write_json(results: list[SubmissionGrade], path: Path) -> None:
-    """The grades as JSON: ``{"totals": [...], "rows": [...]}``, totals one per submission."""
+def write_json(results: list[SubmissionGrade], path: Path, shard: str | None = None) -> None:
+    """The grades as JSON: ``{"shard", "totals": [...], "rows": [...]}``, totals one per
+    submission (with its position in the class's order), rows as in :func:`grade_rows` with each
+    exercise's verdict; ``shard`` is ``"K/N"`` for a shard's grades, else None."""
     totals = [
         {
             "submission": result.submission,
             "notebook": result.notebook,
+            "position": result.position,
             "points": result.points,
             "max_points": result.max_points,
             "seconds": round(result.seconds, 1),
         }
         for result in results
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"totals": totals, "rows": grade_rows(results)}, indent=2, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    verdicts = [grade.passed for result in results for grade in result.grades]
+    rows = [{**row, "passed": passed} for row, passed in zip(grade_rows(results), verdicts)]
+    text = json.dumps({"shard": shard, "totals": totals, "rows": rows}, indent=2, ensure_ascii=False)
+    _write_whole(path, text + "\n")
+
+
+def read_json(path: Path) -> tuple[list[SubmissionGrade], str | None]:
+    """The graded submissions that :func:`write_json` wrote to ``path``, and its shard.
+
+    Raises ValueError naming the file when it is not such a file.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        grades: dict[str, list[ExerciseGrade]] = defaultdict(list)
+        for row in data["rows"]:
+            grades[row["submission"]].append(
+                ExerciseGrade(row["exercise"], row["points"], row["max_points"], row["passed"], row["message"])
+            )
+        results = [
+            SubmissionGrade(
+                submission=total["submission"],
+                notebook=total["notebook"],
+                grades=grades[total["submission"]],
+                seconds=total["seconds"],
+                position=total["position"],
+            )
+            for total in data["totals"]
+        ]
+        return results, data["shard"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a grades file written by autograde: {error!r}") from None
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -162,7 +207,7 @@ def feedback_html(result: SubmissionGrade) -> str:
 """
 
 
-def _report_name(submission: str, common: str) -> str:
+def report_name(submission: str, common: str) -> str:
     """A file name for a submission's report, from its path below the folder ``common`` to all
     submissions: ``submissions/alice/05_pg.ipynb`` -> ``alice__05_pg.html``."""
     path = Path(os.path.relpath(submission, common) if common else submission).with_suffix("")
@@ -171,19 +216,28 @@ def _report_name(submission: str, common: str) -> str:
     return name + ".html"
 
 
-def write_feedback(results: list[SubmissionGrade], folder: Path) -> list[Path]:
-    """Write one HTML report per submission into ``folder``; returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+def common_folder(submissions: list[str]) -> str:
+    """The folder common to all ``submissions`` (as reports show them), which report names omit."""
     try:
-        common = os.path.commonpath([os.path.dirname(result.submission) for result in results])
+        return os.path.commonpath([os.path.dirname(submission) for submission in submissions])
     except ValueError:  # absolute and relative paths mixed, or no submission
-        common = ""
+        return ""
+
+
+def write_feedback(results: list[SubmissionGrade], folder: Path, common: str | None = None) -> list[Path]:
+    """Write one HTML report per submission into ``folder``; returns their paths.
+
+    A report's name is the submission's path below ``common`` (default: the folder common to
+    ``results``; see :func:`report_name`).
+    """
+    if common is None:
+        common = common_folder([result.submission for result in results])
     written: list[Path] = []
     for result in results:
-        path = folder / _report_name(result.submission, common)
+        path = folder / report_name(result.submission, common)
         stem, copy = path.stem, 2
         while path in written:  # two submissions whose names flatten alike
             path, copy = folder / f"{stem}-{copy}.html", copy + 1
-        path.write_text(feedback_html(result), encoding="utf-8")
+        _write_whole(path, feedback_html(result))
         written.append(path)
     return written

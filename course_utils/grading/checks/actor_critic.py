@@ -18,8 +18,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
-                                                expect_tensor, fmt, passed)
+from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
+                                                Fn, passed, references)
 from course_utils.returns import gae as _library_gae
 
 __all__ = [
@@ -180,6 +180,7 @@ def _td_mistakes(rewards, values, next_values, terminated, gamma):
     ]
 
 
+@references("course_utils.returns.gae")
 def check_td_error(fn: Fn) -> None:
     """Check ``fn(rewards, values, next_values, terminated, gamma) -> δ`` is the TD error
     ``δ = r + γ (1 − terminated) V(s') − V(s)``, elementwise: every argument a tensor of the same
@@ -447,6 +448,7 @@ def _consistent_rollout(generator: torch.Generator, T: int, N: Optional[int] = N
     return rewards, values[:-1].clone(), next_values, terminated, done
 
 
+@references("course_utils.returns.gae")
 def check_gae(fn: Fn) -> None:
     """Check ``fn(rewards, values, next_values, terminated, done, gamma, lam) -> advantages`` is
     generalised advantage estimation, as ``course_utils.returns.gae``: every argument a tensor of
@@ -575,6 +577,7 @@ def _ac_mistakes(log_probs, advantages, values, returns, entropy, value_coef, en
     ]
 
 
+@references("course_utils.agents.actor_critic.actor_critic_loss")
 def check_actor_critic_loss(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), advantages (B,), values (B,), returns (B,), entropy (B,),
     value_coef, entropy_coef) -> scalar`` is

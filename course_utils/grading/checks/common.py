@@ -3,28 +3,128 @@
 A check prints one line starting with ✓ when every case passes, and otherwise raises an
 ``AssertionError`` whose message says which case failed, what was expected and what came back.
 An exercise not attempted yet (``raise NotImplementedError()``) fails with a message saying so.
+
+A check declares with :func:`references` which functions of the package implement its exercise.
+While :func:`call` runs the student's function, those functions refuse to run: a student who
+imports the package's answer, or wraps it, fails with a message saying that the exercise asks for
+their own implementation. (Their code objects are swapped for one that raises, so this holds
+however the student reached the function: ``from ... import gae``, a module attribute, a method.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import random
-from typing import Any, Callable, Iterator
+import sys
+import types
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 import torch
 
 Fn = Callable[..., Any]
+Check = TypeVar("Check", bound=Callable[..., Any])
+
+# The name under which refusing code finds the refusal, in the reference's module globals.
+_REFUSAL = "__course_utils_refuse_reference__"
+# The references of the checks now running (pushed by @references), as dotted names.
+_running_references: list[str] = []
+
+
+class _ReferenceRefused(BaseException):
+    """Raised inside the student's code when it calls a refused reference: a BaseException, so
+    that a student's ``except Exception`` does not swallow it on its way out."""
+
+
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    """The body a refused reference runs instead of its own. Run as the reference, it looks the
+    refusal up in the reference's module globals, where :func:`_refusing` put it."""
+    return __course_utils_refuse_reference__()  # type: ignore[name-defined]  # noqa: F821
+
+
+def _resolve(dotted: str) -> types.FunctionType:
+    """The function named ``package.module.function`` or ``package.module.Class.method``."""
+    parts = dotted.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            target: Any = importlib.import_module(".".join(parts[:split]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute)
+        while hasattr(target, "__wrapped__"):  # decorated, e.g. by @torch.no_grad(): its own code
+            target = target.__wrapped__
+        if not isinstance(target, types.FunctionType) or target.__code__.co_freevars:
+            raise TypeError(f"reference {dotted} must be a plain function or method, not {target!r}")
+        return target
+    raise ModuleNotFoundError(f"reference {dotted}: no module of it can be imported")
+
+
+def references(*dotted: str) -> Callable[[Check], Check]:
+    """Declare the package's implementations of a check's exercise, as dotted names (resolved
+    when the check runs): while the check runs the student's function, they refuse to run."""
+
+    def decorate(check: Check) -> Check:
+        @functools.wraps(check)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _running_references.extend(dotted)
+            try:
+                return check(*args, **kwargs)
+            finally:
+                del _running_references[len(_running_references) - len(dotted):]
+
+        guarded.references = dotted  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+@contextlib.contextmanager
+def _refusing(name: str) -> Iterator[None]:
+    """While the body runs, each reference of the running checks raises when called; then an
+    AssertionError if the student's code called one, whatever it did with the refusal."""
+    swapped: dict[types.CodeType, tuple[str, types.FunctionType, types.CodeType]] = {}
+    called: list[str] = []
+
+    def refusal() -> None:
+        called.append(swapped[sys._getframe(1).f_code][0])  # the refusing code that was run
+        raise _ReferenceRefused()
+
+    try:
+        for dotted in dict.fromkeys(_running_references):
+            function = _resolve(dotted)
+            if function.__code__ in swapped:  # the same function under two names
+                continue
+            refusing = _refuse.__code__.replace(co_name=function.__name__)  # one per reference
+            swapped[refusing] = (dotted, function, function.__code__)
+            function.__globals__[_REFUSAL] = refusal
+            function.__code__ = refusing
+        yield
+    except _ReferenceRefused:
+        pass  # recorded in `called`
+    finally:
+        for _, function, code in swapped.values():
+            function.__code__ = code
+            function.__globals__.pop(_REFUSAL, None)
+    if called:
+        raise AssertionError(
+            f"{name} called {called[0]}, the package's own implementation of this exercise: the "
+            "exercise asks for your own implementation."
+        )
 
 
 def call(fn: Fn, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the student's function, turning 'not implemented yet' into a clear failure."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise AssertionError(
-            f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code."
-        ) from None
+    """Call the student's function, turning 'not implemented yet' into a clear failure; the
+    references of the running check refuse to run meanwhile (see :func:`references`)."""
+    with _refusing(name):
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError:
+            raise AssertionError(
+                f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code."
+            ) from None
 
 
 def fmt(x: Any) -> str:

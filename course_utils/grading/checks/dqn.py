@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_tensor,
-                                                expect_tensors_unchanged, fmt, passed)
+from course_utils.grading.checks.common import (call, expect_close, expect_tensor, expect_tensors_unchanged,
+                                                fmt, Fn, passed, references)
 
 __all__ = [
     "check_double_dqn_target",
@@ -161,6 +161,7 @@ def _check_target(fn: Fn, name: str, reference: Callable[..., torch.Tensor], hin
     return n
 
 
+@references("course_utils.agents.dqn.dqn_target")
 def check_dqn_target(fn: Fn) -> None:
     """Check ``fn(rewards (B,), next_q_online (B, A), next_q_target (B, A), terminated (B,),
     gamma) -> (B,)`` is the DQN target ``r + γ (1 − terminated) max_a' Q_target(s', a')``."""
@@ -171,6 +172,7 @@ def check_dqn_target(fn: Fn) -> None:
     passed(name, n)
 
 
+@references("course_utils.agents.dqn.double_dqn_target")
 def check_double_dqn_target(fn: Fn) -> None:
     """Check ``fn(rewards, next_q_online, next_q_target, terminated, gamma) -> (B,)`` is the
     Double DQN target ``r + γ (1 − terminated) Q_target(s', argmax_a' Q_online(s', a'))``."""
@@ -229,6 +231,7 @@ def _run_polyak(fn: Fn, name: str, target: nn.Module, source: nn.Module, tau: fl
     return result
 
 
+@references("course_utils.nn.polyak_update")
 def check_polyak_update(fn: Fn) -> None:
     """Check ``fn(target, source, tau)`` moves ``target``'s parameters in place to
     ``τ · source + (1 − τ) · target`` and leaves ``source`` alone."""
@@ -299,6 +302,7 @@ def _reference_epsilon(step: int, start: float, end: float, duration: int) -> fl
     return start + min(step / duration, 1.0) * (end - start)
 
 
+@references("course_utils.schedules.linear_schedule")
 def check_linear_epsilon(fn: Fn) -> None:
     """Check ``fn(step, start, end, duration) -> float``: ``start`` at step 0, a straight line to
     ``end`` at step ``duration``, then ``end`` for ever (decreasing or increasing)."""

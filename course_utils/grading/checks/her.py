@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.grading.checks.common import (Fn, call, expect_array, expect_unchanged,
-                                                fmt_array, global_generators, passed)
+from course_utils.grading.checks.common import (call, expect_array, expect_unchanged, fmt_array, Fn,
+                                                global_generators, passed, references)
 
 __all__ = ["check_bitflip_reward", "check_future_goal_indices"]
 
@@ -73,6 +73,7 @@ def _check_reward_batch(fn: Fn, name: str, achieved: np.ndarray, desired: np.nda
                              f"{fmt_array(expected)}. {_reward_mistake(result, achieved, desired)}")
 
 
+@references("course_utils.envs.bitflip.BitFlipEnv.compute_reward")
 def check_bitflip_reward(fn: Fn) -> None:
     """Check ``fn(achieved_goal (B, n), desired_goal (B, n), info) -> (B,)``: BitFlip's sparse
     reward, 0 where the two goals are equal in every bit and −1 elsewhere, on batches (and on
@@ -160,6 +161,7 @@ def _expect_in_future(indices: np.ndarray, name: str, T: int, k: int) -> None:
                              f"must lie in {{{row + 1}, …, {T}}}. {_indices_hint(indices, T)}")
 
 
+@references("course_utils.buffers.future_goal_indices")
 def check_future_goal_indices(fn: Fn) -> None:
     """Check ``fn(T, k, rng) -> (T, k)`` integers is the ``future`` strategy: row t holds k
     indices drawn uniformly (with ``rng``) from ``{t+1, …, T}``, the goals achieved by transition

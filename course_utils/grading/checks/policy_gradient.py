@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
-                                                expect_tensor, fmt, passed)
+from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
+                                                Fn, passed, references)
 
 
 def _reward_to_go_cases(name: str, run: Callable[[torch.Tensor], Any]) -> int:
@@ -29,6 +29,7 @@ def _reward_to_go_cases(name: str, run: Callable[[torch.Tensor], Any]) -> int:
     return len(examples)
 
 
+@references("course_utils.returns.reward_to_go")
 def check_reward_to_go(fn: Fn) -> None:
     """Check ``fn(rewards (T,)) -> (T,)`` computes ``G_t = Σ_{k≥t} r_k``."""
     name = "reward_to_go"
@@ -42,6 +43,7 @@ def check_reward_to_go(fn: Fn) -> None:
     passed(name, n + 1)
 
 
+@references("course_utils.returns.reward_to_go")
 def check_discounted_reward_to_go(fn: Fn) -> None:
     """Check ``fn(rewards (T,), gamma) -> (T,)`` computes ``G_t = Σ_{k≥t} γ^{k−t} r_k``."""
     name = "discounted_reward_to_go"
@@ -74,6 +76,7 @@ def check_discounted_reward_to_go(fn: Fn) -> None:
     passed(name, n + len(examples) + 2)
 
 
+@references("course_utils.agents.pg.policy_gradient_loss")
 def check_surrogate_loss(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), weights (B,)) -> scalar`` is ``−mean(log_probs · weights)``."""
     name = "surrogate_loss"
@@ -101,6 +104,7 @@ def check_surrogate_loss(fn: Fn) -> None:
     passed(name, 4)
 
 
+@references("course_utils.agents.pg.baseline_advantage")
 def check_baseline_advantage(fn: Fn) -> None:
     """Check ``fn(returns (B,), values (B,)) -> (B,)`` is ``returns − values`` with no gradient
     flowing into the values."""

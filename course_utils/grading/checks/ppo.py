@@ -19,7 +19,7 @@ from course_utils.grading.checks.actor_critic import (ENTROPY_SIGN_HINT, HALF_HI
                                                       _expect_loss_value, _expect_unchanged,
                                                       _expect_value_and_entropy_gradients,
                                                       _gradients)
-from course_utils.grading.checks.common import Fn, call, expect_scalar_loss, expect_tensor, passed
+from course_utils.grading.checks.common import call, expect_scalar_loss, expect_tensor, Fn, passed, references
 
 __all__ = [
     "check_approx_kl",
@@ -165,6 +165,7 @@ def _check_cell(fn: Fn, name: str, i: int) -> None:
     _check_surrogate_gradient(grads["log_probs"], new, old, adv, _CLIP, shown)
 
 
+@references("course_utils.agents.actor_critic.ppo_clip_loss")
 def check_clipped_surrogate(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), old_log_probs (B,), advantages (B,), clip) -> scalar`` is PPO's
     clipped surrogate loss ``−mean(min(r·A, clip(r, 1 − ε, 1 + ε)·A))`` with
@@ -285,6 +286,7 @@ def _expect_kl(result: Any, expected: float, shown: str, mistakes, hint: str) ->
     _expect_loss_value(result, expected, shown, mistakes, hint)
 
 
+@references("course_utils.agents.actor_critic.approx_kl")
 def check_approx_kl(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), old_log_probs (B,)) -> scalar`` is the approximate KL
     divergence ``mean((r − 1) − log r)`` with ``r = π / π_old = exp(log_probs −
@@ -365,6 +367,7 @@ def _ppo_mistakes(*args):
     ]
 
 
+@references("course_utils.agents.actor_critic.ppo_clip_loss", "course_utils.agents.actor_critic.value_loss")
 def check_ppo_loss(fn: Fn) -> None:
     """Check ``fn(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
     value_coef, entropy_coef) -> scalar`` (tensors of shape ``(B,)``) is PPO's loss

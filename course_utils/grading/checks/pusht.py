@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_utils.grading.checks.common import (Fn, call, expect_close, expect_scalar_loss,
-                                                expect_tensors_unchanged, fmt, passed)
+from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss,
+                                                expect_tensors_unchanged, fmt, Fn, passed, references)
 
 __all__ = ["check_bc_loss", "check_coverage"]
 
@@ -50,6 +50,7 @@ def _bc_mistake(value: float, predicted: torch.Tensor, demonstrated: torch.Tenso
     return "loss = mean over batch and action dimensions of (predicted − demonstrated)²."
 
 
+@references("course_utils.agents.bc.bc_mse_loss")
 def check_bc_loss(fn: Fn) -> None:
     """Check ``fn(predicted_actions (B, d), demo_actions (B, d)) -> scalar`` is the mean squared
     error over batch and action dimensions, with its gradient intact and its inputs untouched."""
@@ -136,6 +137,7 @@ def _coverage_mistake(fn_value: float, expected: float) -> str:
     return ""
 
 
+@references("course_utils.envs.pusht.coverage")
 def check_coverage(fn: Fn) -> None:
     """Check ``fn(pose (3,), goal_pose (3,)) -> float`` returns the fraction of the goal T covered
     by the T at ``pose``, to within 0.01 (so a rasterised answer on a 1-px grid passes), on hand-
