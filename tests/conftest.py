@@ -1,7 +1,12 @@
 """Fixtures shared by the unit tests."""
 
+from pathlib import Path
+
+import nbformat
 import pytest
 import torch
+
+import tiny_course
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -12,3 +17,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """The tiny course's complete notebook (``tiny_course``), written to ``course/tiny.ipynb``."""
+    path = tmp_path / "course" / tiny_course.NAME
+    path.parent.mkdir()
+    nbformat.write(tiny_course.complete_notebook(), path)
+    return path

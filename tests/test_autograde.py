@@ -1,8 +1,5 @@
-"""Tests of the autograder: a small synthetic course for each behaviour, then notebook 05 itself.
-
-The synthetic complete notebook has three exercises whose check cells define their checks inline;
-each exercise stands alone, so a kernel restarted after one still grades the others.
-"""
+"""Tests of the autograder: the tiny course (``tiny_course``) for each behaviour, then notebook 05
+itself."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_notebook
 
 from course_utils.grading import autograde
 from course_utils.grading.__main__ import main
@@ -24,119 +21,17 @@ from course_utils.grading.autograde import (
     grade_submission,
     restore_check_cells,
 )
-from course_utils.grading.student import make_student_version, read_notebook, student_path
+from course_utils.grading.student import read_notebook, student_path
+from tiny_course import (CHECK_DOUBLE, CHECK_SQUARE, CHECK_TOTAL, FULL_MARKS, NAME, complete_notebook,
+                         solved, student_version, submit)
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NAME = "tiny.ipynb"
 SHORT_TIMEOUT_S = 5
-
-DOUBLE = """\
-def double(x):
-    ### BEGIN SOLUTION
-    return 2 * x
-    ### END SOLUTION"""
-
-CHECK_DOUBLE = """\
-def check_double(fn):
-    assert fn(3) == 6, f"double(3) returned {fn(3)!r}; expected 6."
-    print("✓ double: all 1 tests passed.")
-
-
-check_double(double)"""
-
-TOTAL = """\
-def total(xs):
-    ### BEGIN SOLUTION
-    result = 0
-    for x in xs:
-        result += x
-    return result
-    ### END SOLUTION"""
-
-CHECK_TOTAL = """\
-def check_total(fn):
-    assert fn([1, 2, 3]) == 6, f"total([1, 2, 3]) returned {fn([1, 2, 3])!r}; expected 6."
-    print("✓ total: all 1 tests passed.")
-
-
-check_total(total)
-### BEGIN HIDDEN TESTS
-assert total([]) == 0, "hidden test: total([]) must be 0"
-### END HIDDEN TESTS"""
-
-SQUARE = """\
-def square(x):
-    ### BEGIN SOLUTION
-    return x * x
-    ### END SOLUTION"""
-
-CHECK_SQUARE = """\
-def check_square(fn):
-    assert fn(4) == 16, f"square(4) returned {fn(4)!r}; expected 16."
-    print("✓ square: all 1 tests passed.")
-
-
-check_square(square)"""
-
-# The exercise cell of each function, and its check cell just after it.
-EXERCISE_CELLS = {"double": 2, "total": 5, "square": 8}
-FULL_MARKS = {"double": 2, "sum of a list": 1, "square": 1}
-
-
-def _complete() -> nbformat.NotebookNode:
-    """The complete notebook: points and a name in metadata, a hidden test in 'total'."""
-    nb = new_notebook(
-        cells=[
-            new_markdown_cell("# A tiny course"),
-            new_markdown_cell("Write `double`."),
-            new_code_cell(DOUBLE),
-            new_code_cell(CHECK_DOUBLE, metadata={"grading": {"points": 2}}),
-            new_markdown_cell("Write `total`."),
-            new_code_cell(TOTAL),
-            new_code_cell(CHECK_TOTAL, metadata={"grading": {"exercise": "sum of a list"}}),
-            new_markdown_cell("Write `square`."),
-            new_code_cell(SQUARE),
-            new_code_cell(CHECK_SQUARE),
-        ],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    )
-    for index, cell in enumerate(nb.cells):
-        cell.id = f"cell-{index}"  # the same ids at every call, as in a notebook and its student version
-    return nb
-
-
-@pytest.fixture
-def course(tmp_path: Path) -> Path:
-    """The complete notebook, written to ``course/tiny.ipynb``."""
-    path = tmp_path / "course" / NAME
-    path.parent.mkdir()
-    nbformat.write(_complete(), path)
-    return path
-
-
-def _student() -> nbformat.NotebookNode:
-    return make_student_version(_complete())
-
-
-def _solved(**answers: str) -> nbformat.NotebookNode:
-    """The student version with each solution pasted in, or ``answers[function]`` instead."""
-    nb = _student()
-    complete = _complete()
-    for function, index in EXERCISE_CELLS.items():
-        nb.cells[index].source = answers.get(function, complete.cells[index].source)
-    return nb
-
-
-def _submit(nb: nbformat.NotebookNode, folder: Path, student: str = "alice") -> Path:
-    path = folder / student / NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
 
 
 def _grade(nb: nbformat.NotebookNode, course: Path, **limits: float) -> dict[str, tuple[float, str]]:
     """Grade ``nb`` as a submission: {exercise: (points, message)}."""
-    result = grade_submission(_submit(nb, course.parents[1]), course, **limits)
+    result = grade_submission(submit(nb, course.parents[1]), course, **limits)
     return {grade.exercise: (grade.points, grade.message) for grade in result.grades}
 
 
@@ -155,7 +50,7 @@ def _rewrite_ids(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def test_exercises_named_and_weighted_by_metadata() -> None:
-    exercises = exercises_of(_complete())
+    exercises = exercises_of(complete_notebook())
     assert [(e.name, e.points, e.index) for e in exercises] == [
         ("double", 2, 3),
         ("sum of a list", 1, 6),
@@ -172,22 +67,22 @@ def test_exercises_named_and_weighted_by_metadata() -> None:
     ],
 )
 def test_invalid_grading_metadata_is_an_error_naming_the_cell(grading: dict[str, object], error: str) -> None:
-    nb = _complete()
+    nb = complete_notebook()
     nb.cells[9].metadata["grading"] = grading
     with pytest.raises(ValueError, match=rf"tiny, cell 9: metadata {error}"):
         exercises_of(nb, source="tiny")
 
 
 def test_duplicate_exercise_names_are_an_error() -> None:
-    nb = _complete()
+    nb = complete_notebook()
     nb.cells[9].metadata["grading"] = {"exercise": "double"}
     with pytest.raises(ValueError, match="cells 3 and 9 are both exercise 'double'"):
         exercises_of(nb)
 
 
 def test_restoring_keeps_added_cells_and_puts_deleted_checks_back_in_place() -> None:
-    complete = _complete()
-    submission = _solved()
+    complete = complete_notebook()
+    submission = solved()
     submission.cells.insert(2, new_code_cell("helper = 1"))  # the student's own cell
     del submission.cells[7]  # the check of 'total' (index 6 before the insertion)
     submission.cells[4].source = 'print("✓ double")'  # a tampered check of 'double'
@@ -210,20 +105,20 @@ def test_restoring_keeps_added_cells_and_puts_deleted_checks_back_in_place() -> 
 
 
 def test_solved_submission_scores_full_marks(course: Path) -> None:
-    grades = _grade(_solved(), course)
+    grades = _grade(solved(), course)
     assert _points(grades) == FULL_MARKS
     assert grades["double"][1] == "✓ double: all 1 tests passed."
 
 
 def test_untouched_student_version_scores_zero(course: Path) -> None:
-    grades = _grade(_student(), course)
+    grades = _grade(student_version(), course)
     assert grades == {name: (0, "not implemented yet") for name in FULL_MARKS}
 
 
 def test_infinite_loop_times_out_only_that_exercise(course: Path) -> None:
     started = time.monotonic()
     endless = "def square(x):\n    while True:\n        pass"
-    grades = _grade(_solved(square=endless), course, cell_timeout=SHORT_TIMEOUT_S)
+    grades = _grade(solved(square=endless), course, cell_timeout=SHORT_TIMEOUT_S)
     assert time.monotonic() - started < 60
     assert grades["square"] == (0, f"timed out after {SHORT_TIMEOUT_S} s")
     assert _points(grades) == {**FULL_MARKS, "square": 0}
@@ -243,7 +138,7 @@ def double(x):
         except BaseException:
             pass"""
     started = time.monotonic()
-    grades = _grade(_solved(double=stubborn), course, cell_timeout=SHORT_TIMEOUT_S)
+    grades = _grade(solved(double=stubborn), course, cell_timeout=SHORT_TIMEOUT_S)
     assert time.monotonic() - started < 60
     assert grades["double"] == (
         0,
@@ -253,13 +148,13 @@ def double(x):
 
 
 def test_kernel_crash_scores_that_exercise_zero_and_grading_goes_on(course: Path) -> None:
-    grades = _grade(_solved(double="def double(x):\n    import os\n    os._exit(1)"), course)
+    grades = _grade(solved(double="def double(x):\n    import os\n    os._exit(1)"), course)
     assert grades["double"] == (0, "kernel died: the kernel process exited with code 1")
     assert _points(grades) == {**FULL_MARKS, "double": 0}
 
 
 def test_a_crash_before_the_check_is_named_in_its_message(course: Path) -> None:
-    grades = _grade(_solved(double="import os\nos._exit(1)"), course)  # in the exercise cell itself
+    grades = _grade(solved(double="import os\nos._exit(1)"), course)  # in the exercise cell itself
     assert grades["double"] == (
         0,
         "NameError: name 'double' is not defined; cell 3 (import os): kernel died: the kernel process exited with code 1",
@@ -281,7 +176,7 @@ def test_endless_prints_are_capped_but_the_check_line_is_kept(
 def test_notebook_time_limit_stops_grading_the_rest(course: Path) -> None:
     slow = "def double(x):\n    import time\n    time.sleep(60)\n    return 2 * x"
     started = time.monotonic()
-    grades = _grade(_solved(double=slow), course, cell_timeout=60, notebook_timeout=SHORT_TIMEOUT_S)
+    grades = _grade(solved(double=slow), course, cell_timeout=60, notebook_timeout=SHORT_TIMEOUT_S)
     assert time.monotonic() - started < 30
     assert grades["double"] == (0, f"timed out: the notebook time limit of {SHORT_TIMEOUT_S} s was reached")
     not_run = f"not run: notebook time limit ({SHORT_TIMEOUT_S} s) reached"
@@ -290,7 +185,7 @@ def test_notebook_time_limit_stops_grading_the_rest(course: Path) -> None:
 
 @pytest.mark.parametrize("new_ids", [False, True], ids=["same ids", "ids rewritten"])
 def test_tampered_check_cells_are_graded_by_the_original(course: Path, new_ids: bool) -> None:
-    nb = _solved(double="def double(x):\n    return x + 1", total="def total(xs):\n    return 0")
+    nb = solved(double="def double(x):\n    return x + 1", total="def total(xs):\n    return 0")
     nb.cells[3].source = 'print("✓ double: all 1 tests passed.")'  # the check call is gone
     nb.cells[6].source = "check_total(sum)"  # the call checks something else
     grades = _grade(_rewrite_ids(nb) if new_ids else nb, course)
@@ -301,7 +196,7 @@ def test_tampered_check_cells_are_graded_by_the_original(course: Path, new_ids: 
 
 @pytest.mark.parametrize("new_ids", [False, True], ids=["same ids", "ids rewritten"])
 def test_deleted_check_cells_are_restored(course: Path, new_ids: bool) -> None:
-    nb = _solved(total="def total(xs):\n    return 0")
+    nb = solved(total="def total(xs):\n    return 0")
     del nb.cells[6], nb.cells[3]  # the checks of 'total' and 'double'
     grades = _grade(_rewrite_ids(nb) if new_ids else nb, course)
     assert grades["double"] == (2, "✓ double: all 1 tests passed.")
@@ -310,8 +205,8 @@ def test_deleted_check_cells_are_restored(course: Path, new_ids: bool) -> None:
 
 def test_hidden_tests_run(course: Path) -> None:
     almost = "def total(xs):\n    return sum(xs) if xs else None"  # passes the visible check only
-    assert "hidden test" not in _student().cells[6].source
-    grades = _grade(_solved(total=almost), course)
+    assert "hidden test" not in student_version().cells[6].source
+    grades = _grade(solved(total=almost), course)
     assert grades["sum of a list"] == (0, "hidden test: total([]) must be 0")
     assert _points(grades) == {**FULL_MARKS, "sum of a list": 0}
 
@@ -332,9 +227,9 @@ def test_cli_writes_csv_json_html_and_a_summary(
     course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _submit(_solved(), tmp_path, student="alice")
+    submit(solved(), tmp_path, student="alice")
     hostile = "def double(x):\n    raise ValueError(\"<script>alert('x')</script>\")"
-    _submit(_solved(double=hostile), tmp_path, student="mallory")
+    submit(solved(double=hostile), tmp_path, student="mallory")
     code = main(["autograde", "alice", f"mallory/{NAME}", "--source", "course", "--out", "out/grades.csv"])
     assert code == 0
     table = capsys.readouterr().out
@@ -381,7 +276,7 @@ def test_cli_bad_input_exits_2_naming_it(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     (tmp_path / "alice").mkdir()
-    nbformat.write(_student(), tmp_path / "alice" / "other.ipynb")
+    nbformat.write(student_version(), tmp_path / "alice" / "other.ipynb")
     source = [] if "--source" in arguments else ["--source", "course"]
     assert main(["autograde", *arguments, *source]) == 2
     assert message in capsys.readouterr().err

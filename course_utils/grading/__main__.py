@@ -5,19 +5,26 @@ Commands:
         Write notebooks/student/ from the complete notebooks (``--check``: write nothing, exit 1
         when a student version is missing, out of date or orphaned).
     autograde SUBMISSION... [--source DIR_OR_NOTEBOOK] [--out grades.csv] [--json PATH]
-              [--feedback DIR] [--cell-timeout S] [--notebook-timeout S]
-        Execute each submitted notebook (files, or folders searched for *.ipynb), grade its
-        exercises, write the grades as CSV and JSON, one HTML feedback report per submission, and
-        print a summary table (see course_utils.grading.autograde).
+              [--feedback DIR] [--cell-timeout S] [--notebook-timeout S] [--memory-limit SIZE]
+              [--jobs N] [--shard K/N] [--resume]
+        Execute each submitted notebook (files, or folders searched for *.ipynb), N at a time,
+        grade its exercises, write the grades as CSV and JSON, one HTML feedback report per
+        submission, and print a summary table (see course_utils.grading.autograde). The grades
+        files are rewritten after each submission; ``--resume`` keeps the grades they hold.
+        ``--shard K/N`` grades the K-th of N slices of the class.
+    merge GRADES_JSON... [--out grades.csv] [--json PATH] [--feedback DIR]
+        Combine the JSON grades of several shards (or runs) into one set of reports.
 
 Exit codes: 0 success (autograde: grading ran, whatever the scores), 1 student versions out of
 date (``--check``), 2 bad input (a missing file or directory, unbalanced solution markers, a
-submission without its complete notebook, invalid grading metadata).
+submission without its complete notebook, invalid grading metadata, a grades file that cannot be
+read or merged), 130 interrupted (the grades so far are written).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,12 +33,22 @@ from course_utils.grading.autograde import (
     CELL_TIMEOUT_S,
     DEFAULT_SOURCE,
     NOTEBOOK_TIMEOUT_S,
+    SubmissionGrade,
     complete_notebook_for,
     exercises_of,
     find_submissions,
-    grade_submission,
 )
-from course_utils.grading.report import summary_table, write_csv, write_feedback, write_json
+from course_utils.grading.batch import Limits, Task, grade_all, merge, parse_shard, shard
+from course_utils.grading.jail import landlock_abi
+from course_utils.grading.report import (
+    common_folder,
+    read_json,
+    summary_table,
+    write_csv,
+    write_feedback,
+    write_json,
+)
+from course_utils.grading.sandbox import DEFAULT_MEMORY_LIMIT, parse_memory
 from course_utils.grading.student import build_student_versions, read_notebook
 
 DEFAULT_NOTEBOOKS = "notebooks"
@@ -112,36 +129,127 @@ def _positive_seconds(text: str) -> float:
     return seconds
 
 
-def _autograde(args: argparse.Namespace) -> int:
-    """The ``autograde`` command."""
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number ≥ 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, not {text}")
+    return int(text)
+
+
+def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a parser that raises ValueError with its own message."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def _report_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """The CSV, the JSON and the feedback folder that ``--out``, ``--json`` and ``--feedback`` name."""
     out = Path(args.out)
     json_path = Path(args.json) if args.json else out.with_suffix(".json")
     feedback = Path(args.feedback) if args.feedback else out.parent / "feedback"
+    return out, json_path, feedback
+
+
+def _write_reports(results: list[SubmissionGrade], args: argparse.Namespace, shard_label: str | None) -> int:
+    """Print the summary table and write every report; returns the number of feedback pages."""
+    out, json_path, feedback = _report_paths(args)
+    print(summary_table(results))
+    write_csv(results, out)
+    write_json(results, json_path, shard_label)
+    reports = write_feedback(results, feedback)
+    print(f"\nWrote {_shown(out)}, {_shown(json_path)} and {len(reports)} feedback reports in {_shown(feedback)}.")
+    return len(reports)
+
+
+def _previous_grades(json_path: Path, tasks: list[Task]) -> dict[str, SubmissionGrade]:
+    """The grades ``json_path`` already holds for ``tasks`` (same submission, same notebook), by
+    submission; raises ValueError when the file cannot be read."""
+    if not json_path.is_file():
+        return {}
+    previous = {result.submission: result for result in read_json(json_path)[0]}
+    return {
+        task.name: previous[task.name]
+        for task in tasks
+        if task.name in previous and previous[task.name].notebook == str(task.complete)
+    }
+
+
+def _autograde(args: argparse.Namespace) -> int:
+    """The ``autograde`` command."""
+    out, json_path, feedback = _report_paths(args)
+    shard_label = f"{args.shard[0]}/{args.shard[1]}" if args.shard else None
     try:
         plan = _grading_plan(args.submissions, Path(_shown(Path(args.source))))
+        tasks = [
+            Task(position, submission, complete, Path(_shown(submission)).as_posix())
+            for position, (submission, complete) in enumerate(plan)
+        ]
+        if args.shard:
+            tasks = shard(tasks, *args.shard)
+        done = _previous_grades(json_path, tasks) if args.resume else {}
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = []
-    for number, (submission, complete) in enumerate(plan, start=1):
-        print(f"[{number}/{len(plan)}] {_shown(submission)}", end=" ", file=sys.stderr, flush=True)
-        result = grade_submission(
-            submission,
-            complete,
-            name=Path(_shown(submission)).as_posix(),
-            cell_timeout=args.cell_timeout,
-            notebook_timeout=args.notebook_timeout,
-        )
-        print(f"{result.points:g}/{result.max_points:g} points ({result.seconds:.0f} s)", file=sys.stderr)
-        results.append(result)
-    print(summary_table(results))
-    write_csv(results, out)
-    write_json(results, json_path)
-    reports = write_feedback(results, feedback)
-    print(
-        f"\nWrote {_shown(out)}, {_shown(json_path)} and {len(reports)} feedback reports in {_shown(feedback)}."
-    )
+    if not landlock_abi():
+        print("note: this system cannot confine a kernel's writes (no Landlock): a submission can "
+              "still write outside its folder by absolute path; grade in a container.", file=sys.stderr)
+    results = dict(done)
+    todo = [task for task in tasks if task.name not in done]
+    if done:
+        print(f"Resuming: {len(done)} of {len(tasks)} submissions already graded in {_shown(json_path)}.",
+              file=sys.stderr)
+    common = common_folder([task.name for task in tasks])
+
+    def record(result: SubmissionGrade) -> None:
+        """Keep a finished grade, and write every report with it: nothing is lost to a crash."""
+        results[result.submission] = result
+        print(f"[{len(results)}/{len(tasks)}] {result.submission} {result.points:g}/{result.max_points:g} "
+              f"points ({result.seconds:.0f} s)", file=sys.stderr, flush=True)
+        ordered = sorted(results.values(), key=lambda grade: grade.position)
+        write_csv(ordered, out)
+        write_json(ordered, json_path, shard_label)
+        write_feedback([result], feedback, common)
+
+    limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_limit)
+    try:
+        grade_all(todo, limits, args.jobs, record)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted: {len(results)} of {len(tasks)} submissions graded, their grades are in "
+              f"{_shown(out)} and {_shown(json_path)}. Run the same command with --resume to grade the rest.",
+              file=sys.stderr)
+        return 130
+    _write_reports(sorted(results.values(), key=lambda grade: grade.position), args, shard_label)
     return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """The ``merge`` command."""
+    try:
+        parts = [(Path(path), *read_json(Path(path))) for path in args.grades]
+        results, warnings = merge(parts)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _write_reports(results, args, None)
+    return 0
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="grades.csv", metavar="CSV", help="the grades (default: grades.csv)")
+    parser.add_argument(
+        "--json", metavar="PATH", help="the grades as JSON (default: the CSV's path with .json)"
+    )
+    parser.add_argument(
+        "--feedback", metavar="DIR", help="folder of the HTML reports (default: feedback/ beside the CSV)"
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -190,13 +298,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="the complete notebook to grade against, or a folder of them matched by file name "
         "(default: the repository's notebooks/)",
     )
-    grade.add_argument("--out", default="grades.csv", metavar="CSV", help="the grades (default: grades.csv)")
-    grade.add_argument(
-        "--json", metavar="PATH", help="the grades as JSON (default: the CSV's path with .json)"
-    )
-    grade.add_argument(
-        "--feedback", metavar="DIR", help="folder of the HTML reports (default: feedback/ beside the CSV)"
-    )
+    _add_report_options(grade)
     grade.add_argument(
         "--cell-timeout",
         type=_positive_seconds,
@@ -211,7 +313,46 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"time limit of one submission, in seconds (default: {NOTEBOOK_TIMEOUT_S})",
     )
+    grade.add_argument(
+        "--memory-limit",
+        type=_argument_type(parse_memory),
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="SIZE",
+        help=f"memory of one kernel, such as 4G or 512M, or none (default: {DEFAULT_MEMORY_LIMIT // 2**30}G); "
+        "an allocation past it fails in the cell that made it",
+    )
+    grade.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="submissions graded at once, each in its own process and kernel (default: the number "
+        f"of CPUs, {os.cpu_count() or 1} here)",
+    )
+    grade.add_argument(
+        "--shard",
+        type=_argument_type(parse_shard),
+        metavar="K/N",
+        help="grade only the K-th of N slices of the submissions (every N-th from the K-th); "
+        "combine the N shards' JSON files with the merge command",
+    )
+    grade.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the grades the JSON file already holds (from an interrupted run) and grade only "
+        "the other submissions",
+    )
     grade.set_defaults(handler=_autograde)
+
+    combine = commands.add_parser(
+        "merge",
+        help="combine the grades of several shards into one set of reports",
+        description="Read the JSON grades of autograde runs (such as the N shards of a class, "
+        "--shard K/N), and write them as one CSV, JSON and feedback set, in the class's order.",
+    )
+    combine.add_argument("grades", nargs="+", metavar="GRADES_JSON", help="a JSON file written by autograde")
+    _add_report_options(combine)
+    combine.set_defaults(handler=_merge)
     return parser
 
 
