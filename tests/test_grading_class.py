@@ -48,7 +48,9 @@ def _reports(out: str) -> dict[str, object]:
         "csv": Path(out, "grades.csv").read_text(encoding="utf-8"),
         "totals": grades["totals"],
         "rows": grades["rows"],
-        "feedback": {path.name: path.read_text(encoding="utf-8") for path in sorted(Path(out, "feedback").iterdir())},
+        "feedback": {
+            path.name: path.read_text(encoding="utf-8") for path in sorted(Path(out, "feedback").iterdir())
+        },
     }
 
 
@@ -68,7 +70,10 @@ def test_parallel_jobs_and_merged_shards_grade_as_one_serial_run(classroom: Path
     assert _autograde("shard2", "--shard", "2/2", "--jobs", "1") == 0
     shard_one = json.loads(Path("shard1/grades.json").read_text(encoding="utf-8"))
     assert shard_one["shard"] == "1/2"
-    assert [total["submission"] for total in shard_one["totals"]] == ["class/alice/tiny.ipynb", "class/carol/tiny.ipynb"]
+    assert [total["submission"] for total in shard_one["totals"]] == [
+        "class/alice/tiny.ipynb",
+        "class/carol/tiny.ipynb",
+    ]
     code = main(["merge", "shard2/grades.json", "shard1/grades.json", "--out", "merged/grades.csv"])
     assert code == 0
     assert _reports("merged") == serial
@@ -90,9 +95,13 @@ def test_an_interrupted_run_leaves_valid_files_and_resume_grades_only_the_rest(
     assert _autograde("out", "--jobs", "1") == 130
     assert "Run the same command with --resume" in capsys.readouterr().err
     results, _ = read_json(Path("out/grades.json"))
-    assert [result.submission for result in results] == graded == ["class/alice/tiny.ipynb", "class/bob/tiny.ipynb"]
+    assert [result.submission for result in results] == graded
+    assert graded == ["class/alice/tiny.ipynb", "class/bob/tiny.ipynb"]
     assert Path("out/grades.csv").read_text(encoding="utf-8").count("\n") == 1 + 2 * 3
-    assert sorted(path.name for path in Path("out/feedback").iterdir()) == ["alice__tiny.html", "bob__tiny.html"]
+    assert sorted(path.name for path in Path("out/feedback").iterdir()) == [
+        "alice__tiny.html",
+        "bob__tiny.html",
+    ]
 
     graded.clear()
     monkeypatch.setattr(batch, "_grade", lambda task, limits: graded.append(task.name) or grade(task, limits))
@@ -107,7 +116,8 @@ def test_an_interrupted_run_leaves_valid_files_and_resume_grades_only_the_rest(
 def test_merge_refuses_a_submission_graded_twice(classroom: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _autograde("one", "--shard", "1/2", "--jobs", "1") == 0
     assert main(["merge", "one/grades.json", "one/grades.json"]) == 2
-    assert "class/alice/tiny.ipynb is graded in both one/grades.json and one/grades.json" in capsys.readouterr().err
+    message = "class/alice/tiny.ipynb is graded in both one/grades.json and one/grades.json"
+    assert message in capsys.readouterr().err
 
 
 def test_merge_warns_of_missing_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,7 +141,7 @@ def test_merge_rejects_shards_of_different_counts() -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])
 def test_shards_split_a_class_exactly(n: int) -> None:
-    tasks = [Task(position, Path(f"s{position}.ipynb"), Path("c.ipynb"), f"s{position}") for position in range(10)]
+    tasks = [Task(i, Path(f"{i}.ipynb"), Path("c.ipynb"), str(i)) for i in range(10)]
     slices = [shard(tasks, k, n) for k in range(1, n + 1)]
     assert sorted(task.position for part in slices for task in part) == list(range(10))
     assert max(map(len, slices)) - min(map(len, slices)) <= 1

@@ -19,7 +19,7 @@ import pytest
 
 from course_utils.grading.__main__ import main
 from course_utils.grading.autograde import grade_submission
-from course_utils.grading.jail import confine, jailed_command, landlock_abi
+from course_utils.grading.jail import jailed_command, landlock_abi
 from course_utils.grading.sandbox import kernel_env, parse_memory, workspace
 from course_utils.grading.student import read_notebook, student_path
 from tiny_course import FULL_MARKS, solved, submit
@@ -132,7 +132,13 @@ def test_jail_allows_writes_only_inside_its_folder(tmp_path: Path) -> None:
 def test_jail_cannot_signal_its_parent(tmp_path: Path) -> None:
     if landlock_abi() < 6:
         pytest.skip("Landlock's signal scoping needs ABI 6")
-    run = _run_jailed(tmp_path, "import os\ntry:\n    os.kill(os.getppid(), 0)\nexcept PermissionError:\n    print('refused')")
+    run = _run_jailed(tmp_path, """
+        import os
+        try:
+            os.kill(os.getppid(), 0)
+        except PermissionError:
+            print('refused')
+    """)
     assert run.stdout.strip() == "refused", run.stderr
 
 
@@ -184,7 +190,9 @@ def test_memory_bomb_scores_zero_for_its_exercise_only(course: Path) -> None:
     assert {name: points for name, (points, _) in grades.items()} == {**FULL_MARKS, "double": 0}
 
 
-def test_kernel_sees_no_secret_and_runs_in_its_own_folder(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_sees_no_secret_and_runs_in_its_own_folder(
+    course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
     monkeypatch.setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
     nosy = textwrap.dedent("""\
@@ -250,15 +258,14 @@ GAMES = {
             def td_error(rewards, values, next_values, terminated, gamma):
                 return rewards"""),
     },
-    # Writes to the grader's folder and to the repository, then solves everything.
+    # The issue's vandal: writes over the grader's notebook and the repository's README, then
+    # solves td_error. The first write lands in its own folder; the second is refused (Landlock),
+    # so the cell fails and td_error is never defined.
     "vandal": {
         "td_error": textwrap.dedent("""\
             import pathlib
-            for path in ['06_actor_critic_gae.ipynb', '07_ppo.ipynb', '../README.md', 'notebooks/07_ppo.ipynb']:
-                try:
-                    pathlib.Path(path).write_text('')
-                except OSError:
-                    pass
+            pathlib.Path('07_ppo.ipynb').write_text('')
+            pathlib.Path('../README.md').write_text('gone')
             def td_error(rewards, values, next_values, terminated, gamma):
                 return rewards + gamma * (1.0 - terminated) * next_values - values"""),
     },
@@ -275,15 +282,19 @@ def test_gaming_submissions_of_notebook_06_score_zero_on_what_they_game(
         nbformat.write(_notebook_06(**cells), path)
     monkeypatch.chdir(tmp_path)
     assert main(["autograde", "submissions", "--source", str(COMPLETE_06.parent), "--jobs", "2"]) == 0
-    totals = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))["rows"]
-    grades = {(row["submission"].split("/")[1], row["exercise"]): (row["points"], row["message"]) for row in totals}
+    rows = json.loads((tmp_path / "grades.json").read_text(encoding="utf-8"))["rows"]
+    grades = {
+        (row["submission"].split("/")[1], row["exercise"]): (row["points"], row["message"]) for row in rows
+    }
 
     points, message = grades["imports", "gae"]
-    assert points == 0 and "called course_utils.returns.gae" in message and "your own implementation" in message
+    assert points == 0
+    assert "called course_utils.returns.gae" in message and "your own implementation" in message
     assert grades["imports", "td_error"][0] == 1
     assert grades["redefines", "td_error"][0] == grades["redefines", "gae"][0] == 0
     assert grades["patches", "td_error"][0] == 0
-    assert all(grades["vandal", exercise][0] == 1 for exercise in ("td_error", "n_step_return", "gae",
-                                                                     "actor_critic_loss"))
+    if landlock_abi():
+        assert grades["vandal", "td_error"][0] == 0
+    assert all(grades["vandal", exercise][0] == 1 for exercise in ("n_step_return", "gae", "actor_critic_loss"))
     after = _fingerprint(REPOSITORY / "notebooks") | {"README.md": _fingerprint(REPOSITORY)["README.md"]}
     assert after == before

@@ -163,7 +163,8 @@ def _write_reports(results: list[SubmissionGrade], args: argparse.Namespace, sha
     write_csv(results, out)
     write_json(results, json_path, shard_label)
     reports = write_feedback(results, feedback)
-    print(f"\nWrote {_shown(out)}, {_shown(json_path)} and {len(reports)} feedback reports in {_shown(feedback)}.")
+    print(f"\nWrote {_shown(out)}, {_shown(json_path)} and {len(reports)} feedback reports in "
+          f"{_shown(feedback)}.")
     return len(reports)
 
 
@@ -281,9 +282,10 @@ def make_parser() -> argparse.ArgumentParser:
         "autograde",
         help="grade submitted student notebooks",
         description="Execute each submitted notebook in a fresh kernel (quick mode), with its check "
-        "cells restored from the complete notebook (hidden tests included), and grade each exercise: "
-        "its points when its check prints ✓, else 0. Writes the grades as CSV and JSON, an HTML "
-        "feedback report per submission, and prints a summary table.",
+        "cells restored from the complete notebook (hidden tests included), in a temporary folder of "
+        "its own, with a clean environment, confined to that folder and a memory limit; grade each "
+        "exercise: its points when its check prints ✓, else 0. Writes the grades as CSV and JSON "
+        "after each submission, an HTML feedback report per submission, and prints a summary table.",
     )
     grade.add_argument(
         "submissions",
@@ -318,8 +320,8 @@ def make_parser() -> argparse.ArgumentParser:
         type=_argument_type(parse_memory),
         default=DEFAULT_MEMORY_LIMIT,
         metavar="SIZE",
-        help=f"memory of one kernel, such as 4G or 512M, or none (default: {DEFAULT_MEMORY_LIMIT // 2**30}G); "
-        "an allocation past it fails in the cell that made it",
+        help="memory of one kernel, such as 4G or 512M, or none (default: "
+        f"{DEFAULT_MEMORY_LIMIT // 2**30}G); an allocation past it fails in the cell that made it",
     )
     grade.add_argument(
         "--jobs",

@@ -90,7 +90,8 @@ MAX_PRINTED_CHARS = 1_000_000
 FRESH_CHECKS = (
     "# Added by the grader: the checks, imported afresh from the package.\n"
     "import sys as _grader_sys\n"
-    "for _grader_module in [name for name in _grader_sys.modules if name.startswith('course_utils.grading')]:\n"
+    "for _grader_module in [name for name in _grader_sys.modules\n"
+    "                       if name.startswith('course_utils.grading')]:\n"
     "    del _grader_sys.modules[_grader_module]\n"
     "from course_utils.grading import {checks}\n"
 )
@@ -449,7 +450,8 @@ def execute_notebook(
     while next_cell < len(nb.cells) and time.monotonic() < deadline:
         # A fresh kernel, shut down on leaving. Its own output (warnings, C libraries' prints) would
         # interleave with the progress lines; what the cells print reaches their outputs anyway.
-        with client.setup_kernel(env=kernel_env(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        env = kernel_env(folder)
+        with client.setup_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
             next_cell = _execute_cells(client, next_cell, deadline, cell_timeout, execution)
     if next_cell < len(nb.cells):
         execution.not_run_from = next_cell

@@ -109,7 +109,9 @@ def grade_all(
     pool.shutdown()
 
 
-def merge(parts: list[tuple[Path, list[SubmissionGrade], str | None]]) -> tuple[list[SubmissionGrade], list[str]]:
+def merge(
+    parts: list[tuple[Path, list[SubmissionGrade], str | None]],
+) -> tuple[list[SubmissionGrade], list[str]]:
     """The grades of several runs (each: its file, its grades, its shard ``"K/N"`` or None), in
     the class's order, and warnings: the shards of N that are missing.
 

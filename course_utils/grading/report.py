@@ -103,9 +103,9 @@ def read_json(path: Path) -> tuple[list[SubmissionGrade], str | None]:
         data = json.loads(path.read_text(encoding="utf-8"))
         grades: dict[str, list[ExerciseGrade]] = defaultdict(list)
         for row in data["rows"]:
-            grades[row["submission"]].append(
-                ExerciseGrade(row["exercise"], row["points"], row["max_points"], row["passed"], row["message"])
-            )
+            grades[row["submission"]].append(ExerciseGrade(
+                row["exercise"], row["points"], row["max_points"], row["passed"], row["message"]
+            ))
         results = [
             SubmissionGrade(
                 submission=total["submission"],

@@ -65,14 +65,16 @@ def parse_memory(text: str) -> int | None:
 
 @contextmanager
 def workspace(data_folder: Path) -> Iterator[Path]:
-    """A fresh temporary folder for one submission, removed on leaving.
+    """A fresh folder for one submission, inside a temporary folder removed on leaving.
 
     It holds copies of the regular files of ``data_folder`` (the complete notebook's folder) that
     are not notebooks: the data a notebook may read by relative path.
     """
     with tempfile.TemporaryDirectory(prefix="autograde-") as temporary:
-        folder = Path(temporary).resolve()
-        (folder / "tmp").mkdir()
+        # One level down, so that where writes cannot be confined, ``../x`` still lands in the
+        # temporary folder.
+        folder = Path(temporary).resolve() / "submission"
+        (folder / "tmp").mkdir(parents=True)
         for item in sorted(data_folder.iterdir()):
             if item.is_file() and not item.is_symlink() and item.suffix != ".ipynb":
                 shutil.copy2(item, folder / item.name)

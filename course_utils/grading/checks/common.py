@@ -85,20 +85,22 @@ def references(*dotted: str) -> Callable[[Check], Check]:
 def _refusing(name: str) -> Iterator[None]:
     """While the body runs, each reference of the running checks raises when called; then an
     AssertionError if the student's code called one, whatever it did with the refusal."""
-    swapped: dict[types.CodeType, tuple[str, types.FunctionType, types.CodeType]] = {}
+    # id of the refusing code object given to a reference -> (its name, the reference, its code).
+    # By id: code objects compare equal by content, and two references may share a name.
+    swapped: dict[int, tuple[str, types.FunctionType, types.CodeType]] = {}
     called: list[str] = []
 
     def refusal() -> None:
-        called.append(swapped[sys._getframe(1).f_code][0])  # the refusing code that was run
+        called.append(swapped[id(sys._getframe(1).f_code)][0])  # the refusing code that ran
         raise _ReferenceRefused()
 
     try:
         for dotted in dict.fromkeys(_running_references):
             function = _resolve(dotted)
-            if function.__code__ in swapped:  # the same function under two names
+            if id(function.__code__) in swapped:  # the same function under two names
                 continue
             refusing = _refuse.__code__.replace(co_name=function.__name__)  # one per reference
-            swapped[refusing] = (dotted, function, function.__code__)
+            swapped[id(refusing)] = (dotted, function, function.__code__)
             function.__globals__[_REFUSAL] = refusal
             function.__code__ = refusing
         yield
