@@ -198,8 +198,9 @@ def _autograde(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not landlock_abi():
-        print("note: this system cannot confine a kernel's writes (no Landlock): a submission can "
-              "still write outside its folder by absolute path; grade in a container.", file=sys.stderr)
+        print("note: this system cannot confine a kernel's writes (Landlock needs Linux 5.13 or newer; "
+              "on macOS the memory limit does not apply either): a submission can still write outside "
+              "its folder by absolute path; grade in a container.", file=sys.stderr)
     results = dict(done)
     todo = [task for task in tasks if task.name not in done]
     if done:

@@ -2,7 +2,8 @@
 
 ``python course_utils/grading/jail.py --writable DIR [--memory-limit BYTES] -- COMMAND...`` confines
 itself, then becomes COMMAND (``exec``), which keeps the confinement and passes it to every process
-it starts. The autograder starts each kernel this way (:class:`JailedKernelManager`).
+it starts. The autograder starts each kernel this way
+(:class:`course_utils.grading.sandbox.JailedKernelManager`).
 
 What it confines
     * **Writes**: on Linux 5.13 or newer (Landlock), files and folders can be created, written,
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import resource
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,7 +102,12 @@ def confine(writable: Path, memory_limit: int | None) -> bool:
     """Confine this process (see the module's docstring); True if its writes are confined, False
     where the system has no Landlock."""
     if memory_limit is not None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        import resource  # POSIX only; the grader starts no jail on Windows
+
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        except (ValueError, OSError):  # macOS refuses RLIMIT_AS: the kernel runs without the cap
+            pass
     abi = landlock_abi()
     if abi:
         _restrict_writes(writable, abi)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,6 +113,8 @@ class JailedKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
+        if sys.platform == "win32":  # no rlimits, no Landlock: only the working folder separates
+            return command
         return jail.jailed_command(command, self.writable, self.memory_limit)
 
 
