@@ -7,6 +7,9 @@ every way of grading a class gives the grades of one plain serial run.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +171,36 @@ def test_cli_rejects_bad_options_naming_them(
         main(["autograde", "anything", *option])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_interrupt_stops_the_parallel_workers(course: Path, tmp_path: Path) -> None:
+    """The first grade is interrupted while a slow submission is still being graded: its worker
+    stops at once, rather than after the submission's 60 s."""
+    slow = "import time\ntime.sleep(60)\ndef double(x):\n    return 2 * x"
+    paths = [submit(solved(), tmp_path, "alice"), submit(solved(double=slow), tmp_path, "slow"),
+             submit(solved(double=slow), tmp_path, "slower")]
+    tasks = [Task(position, path, course, path.as_posix()) for position, path in enumerate(paths)]
+    seen: list[str] = []
+
+    def interrupt(result: object) -> None:
+        seen.append(str(result))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        batch.grade_all(tasks, batch.Limits(), jobs=2, on_result=interrupt)
+    assert len(seen) == 1
+    workers = [child.pid for child in multiprocessing.active_children()]
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, workers))
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not: it has exited, unreaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")

@@ -102,9 +102,13 @@ def grade_all(
         for future in concurrent.futures.as_completed(futures):
             on_result(future.result())
     except BaseException:
+        # Stop the workers too, or the interpreter would wait for their submissions at exit
+        # (concurrent.futures has no public way before Python 3.14: terminate_workers). A kernel
+        # whose worker is gone exits by itself (ipykernel watches its parent).
+        workers = list((pool._processes or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # each worker shuts its kernel down on SIGTERM's way out
+        for worker in workers:
+            worker.terminate()
         raise
     pool.shutdown()
 
