@@ -66,7 +66,8 @@ def time_class(complete: Path, submissions: int, jobs: int) -> dict[str, object]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notebook", default="06_actor_critic_gae.ipynb", help="a complete notebook's file name")
+    parser.add_argument("--notebook", default="06_actor_critic_gae.ipynb",
+                        help="a complete notebook's file name")
     parser.add_argument("--submissions", type=int, default=60)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()

@@ -295,6 +295,7 @@ def test_gaming_submissions_of_notebook_06_score_zero_on_what_they_game(
     assert grades["patches", "td_error"][0] == 0
     if landlock_abi():
         assert grades["vandal", "td_error"][0] == 0
-    assert all(grades["vandal", exercise][0] == 1 for exercise in ("n_step_return", "gae", "actor_critic_loss"))
+    for exercise in ("n_step_return", "gae", "actor_critic_loss"):
+        assert grades["vandal", exercise][0] == 1
     after = _fingerprint(REPOSITORY / "notebooks") | {"README.md": _fingerprint(REPOSITORY)["README.md"]}
     assert after == before
