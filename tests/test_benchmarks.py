@@ -113,3 +113,15 @@ def test_throughput_prints_the_speed_of_each_number_of_environments():
         rollout = result["n_envs"] * result["n_steps"]
         assert 300 <= result["env_steps"] < 300 + rollout and result["env_steps"] % rollout == 0
         assert result["device"] == "cpu" and result["steps_per_second"] > 0
+
+
+def test_grading_times_a_class_and_checks_it_was_graded():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "grading.py"), "--notebook", "01_bandits.ipynb",
+         "--submissions", "2", "--jobs", "2"],
+        capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["notebook"], result["submissions"], result["jobs"]) == ("01_bandits.ipynb", 2, 2)
+    assert result["full_marks"] == 2, "both solved submissions score all their points"
+    assert result["seconds"] > 0  # both rounded: seconds to 0.1, per submission to 0.01
+    assert result["seconds_per_submission"] == pytest.approx(result["seconds"] / 2, abs=0.06)
