@@ -156,8 +156,8 @@ def _report_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return out, json_path, feedback
 
 
-def _write_reports(results: list[SubmissionGrade], args: argparse.Namespace, shard_label: str | None) -> int:
-    """Print the summary table and write every report; returns the number of feedback pages."""
+def _write_reports(results: list[SubmissionGrade], args: argparse.Namespace, shard_label: str | None) -> None:
+    """Print the summary table and write every report."""
     out, json_path, feedback = _report_paths(args)
     print(summary_table(results))
     write_csv(results, out)
@@ -165,7 +165,6 @@ def _write_reports(results: list[SubmissionGrade], args: argparse.Namespace, sha
     reports = write_feedback(results, feedback)
     print(f"\nWrote {_shown(out)}, {_shown(json_path)} and {len(reports)} feedback reports in "
           f"{_shown(feedback)}.")
-    return len(reports)
 
 
 def _previous_grades(json_path: Path, tasks: list[Task]) -> dict[str, SubmissionGrade]:

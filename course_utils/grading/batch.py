@@ -11,6 +11,7 @@ run resumable: the caller writes the grades after each one.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import re
 from collections.abc import Callable, Iterable
@@ -71,7 +72,7 @@ def _grade(task: Task, limits: Limits) -> SubmissionGrade:
         notebook_timeout=limits.notebook_timeout,
         memory_limit=limits.memory_limit,
     )
-    return SubmissionGrade(result.submission, result.notebook, result.grades, result.seconds, task.position)
+    return dataclasses.replace(result, position=task.position)
 
 
 def grade_all(
