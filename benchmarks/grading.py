@@ -3,7 +3,7 @@
     python benchmarks/grading.py --notebook 06_actor_critic_gae.ipynb --submissions 60 --jobs 1 2
 
 Each submission is the notebook's student version with every solution filled in (so every cell
-runs, as for a student who finished), graded by ``python -m course_utils.grading autograde``.
+runs, as for a student who finished), graded by ``python -m course_utils.instructor autograde``.
 Prints one JSON line per --jobs value: ``{"notebook", "submissions", "jobs", "seconds",
 "seconds_per_submission", "full_marks"}``; ``full_marks`` counts the submissions that scored all
 their points, a check that the run graded what it timed.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.grading.student import read_notebook, student_path
+from course_utils.instructor.student import read_notebook, student_path
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -48,7 +48,7 @@ def time_class(complete: Path, submissions: int, jobs: int) -> dict[str, object]
             nbformat.write(nb, path)
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "course_utils.grading", "autograde", str(root / "class"),
+            [sys.executable, "-m", "course_utils.instructor", "autograde", str(root / "class"),
              "--source", str(complete.parent), "--out", str(root / "grades.csv"), "--jobs", str(jobs)],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -4,8 +4,9 @@ Modules (each with one job): ``device`` (get_device, set_seed), ``nn`` (MLPConfi
 ``trajectory`` (experiences, trajectories, sampling), ``returns`` (sum of rewards, reward-to-go,
 GAE), ``buffers`` (replay memory), ``schedules`` (ε and noise schedules), ``tracking`` (Tracker),
 ``loops`` (on- and off-policy training loops), ``render`` (animations of episodes),
-``agents`` (reference agents), ``grading`` (exercise checks, student versions, autograding),
-``glossary`` (Glossary.md from the notebooks' definitions), ``validation`` (argument checks).
+``agents`` (one reference file per algorithm), ``envs`` (the course's environments), ``checks``
+(the exercise checks), ``instructor`` (student versions, autograding, the glossary),
+``validation`` (argument checks).
 """
 
 from course_utils.device import get_device, set_seed

@@ -1,4 +1,4 @@
-"""Notebook 06's exercise checks (course_utils.grading.checks.actor_critic): each passes on
+"""Notebook 06's exercise checks (course_utils.checks.actor_critic): each passes on
 correct solutions (several styles) and fails, with a helpful message, on the mistakes students
 make."""
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.grading import (check_actor_critic_loss, check_gae, check_n_step_return,
+from course_utils.checks import (check_actor_critic_loss, check_gae, check_n_step_return,
                                   check_td_error)
 from course_utils.returns import gae as library_gae
 

@@ -13,15 +13,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course_utils.grading import autograde
-from course_utils.grading.__main__ import main
-from course_utils.grading.autograde import (
+from course_utils.instructor import autograde
+from course_utils.instructor.__main__ import main
+from course_utils.instructor.autograde import (
     execute_notebook,
     exercises_of,
     grade_submission,
     restore_check_cells,
 )
-from course_utils.grading.student import read_notebook, student_path
+from course_utils.instructor.student import read_notebook, student_path
 from tiny_course import (CHECK_DOUBLE, CHECK_SQUARE, CHECK_TOTAL, FULL_MARKS, NAME, complete_notebook,
                          solved, student_version, submit)
 

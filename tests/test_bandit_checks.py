@@ -1,4 +1,4 @@
-"""Unit tests of notebook 01's checks (course_utils.grading.checks.bandits): each check passes on
+"""Unit tests of notebook 01's checks (course_utils.checks.bandits): each check passes on
 reference implementations (several correct styles) and fails, with a helpful message, on plausible
 wrong answers of students."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from check_helpers import assert_fails, assert_passes
-from course_utils.grading import (
+from course_utils.checks import (
     check_epsilon_greedy,
     check_gradient_bandit_update,
     check_incremental_update,

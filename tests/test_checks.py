@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.grading.checks: each check passes on the reference implementation
+"""Unit tests of course_utils.checks: each check passes on the reference implementation
 and fails, with a helpful message, on plausible wrong answers of students."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
 from course_utils.agents import baseline_advantage, policy_gradient_loss
-from course_utils.grading import (
+from course_utils.checks import (
     check_baseline_advantage,
     check_discounted_reward_to_go,
     check_reward_to_go,

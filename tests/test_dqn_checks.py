@@ -1,4 +1,4 @@
-"""Unit tests of notebook 04's checks (course_utils.grading.checks.dqn): each check passes on
+"""Unit tests of notebook 04's checks (course_utils.checks.dqn): each check passes on
 reference implementations (several correct styles) and fails, with a helpful message, on
 plausible wrong answers of students."""
 
@@ -12,7 +12,7 @@ import torch
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
 from course_utils.agents.dqn import double_dqn_target, dqn_target
-from course_utils.grading import (
+from course_utils.checks import (
     check_double_dqn_target,
     check_dqn_target,
     check_linear_epsilon,

@@ -1,4 +1,4 @@
-"""Unit tests of notebook 02's checks (course_utils.grading.checks.dynamic_programming): each check
+"""Unit tests of notebook 02's checks (course_utils.checks.dynamic_programming): each check
 passes on reference implementations (several correct styles) and fails, with a helpful message,
 on plausible wrong answers of students."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from check_helpers import assert_fails, assert_passes, not_implemented
-from course_utils.grading import check_greedy_policy, check_policy_evaluation, check_value_iteration
+from course_utils.checks import check_greedy_policy, check_policy_evaluation, check_value_iteration
 
 
 # ------------------------------------------------------------------------------- policy evaluation

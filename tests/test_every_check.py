@@ -1,6 +1,6 @@
 """Properties every exercise check of the course must have, whichever notebook it belongs to.
 
-Parametrised over everything `course_utils.grading` exports, so a new check is covered as soon
+Parametrised over everything `course_utils.instructor` exports, so a new check is covered as soon
 as it is exported.
 """
 
@@ -13,7 +13,7 @@ import pkgutil
 import pytest
 
 import course_utils
-import course_utils.grading as grading
+import course_utils.checks as grading
 from check_helpers import not_implemented
 
 ALL_CHECKS = [getattr(grading, name) for name in grading.__all__ if name.startswith("check_")]
@@ -60,7 +60,7 @@ def _package_functions() -> dict[str, str]:
     """Every function defined in course_utils outside grading: name -> dotted name."""
     found: dict[str, str] = {}
     for module_info in pkgutil.walk_packages(course_utils.__path__, "course_utils."):
-        if module_info.name.startswith("course_utils.grading"):
+        if module_info.name.startswith("course_utils.instructor"):
             continue
         module = importlib.import_module(module_info.name)
         for name, value in vars(module).items():

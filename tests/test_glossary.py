@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from course_utils.glossary import extract_definitions, main, render_glossary
+from course_utils.instructor.glossary import extract_definitions, main, render_glossary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_extract_definitions_keeps_multiline_blockquotes_and_skips_other_quotes(
 def test_glossary_is_in_step_with_the_notebooks():
     expected = render_glossary(ROOT / "notebooks")
     actual = (ROOT / "Glossary.md").read_text(encoding="utf-8")
-    assert actual == expected, "Glossary.md is out of date: run `python -m course_utils.glossary`"
+    assert actual == expected, "Glossary.md is out of date: run `python -m course_utils.instructor.glossary`"
 
 
 def test_every_notebook_definition_appears_verbatim_in_the_glossary():

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from course_utils.grading import batch
-from course_utils.grading.__main__ import main
-from course_utils.grading.batch import Task, merge, parse_shard, shard
-from course_utils.grading.report import read_json
+from course_utils.instructor import batch
+from course_utils.instructor.__main__ import main
+from course_utils.instructor.batch import Task, merge, parse_shard, shard
+from course_utils.instructor.report import read_json
 from tiny_course import solved, student_version, submit
 
 # Four students: full marks, nothing done, one wrong answer, one error.

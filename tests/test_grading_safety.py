@@ -17,11 +17,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading.__main__ import main
-from course_utils.grading.autograde import grade_submission
-from course_utils.grading.jail import jailed_command, landlock_abi
-from course_utils.grading.sandbox import kernel_env, parse_memory, workspace
-from course_utils.grading.student import read_notebook, student_path
+from course_utils.instructor.__main__ import main
+from course_utils.instructor.autograde import grade_submission
+from course_utils.instructor.jail import jailed_command, landlock_abi
+from course_utils.instructor.sandbox import kernel_env, parse_memory, workspace
+from course_utils.instructor.student import read_notebook, student_path
 from tiny_course import FULL_MARKS, solved, submit
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -154,7 +154,7 @@ def test_jail_caps_memory(tmp_path: Path) -> None:
 
 
 def test_confine_reports_whether_writes_are_confined(tmp_path: Path) -> None:
-    code = ("from pathlib import Path; from course_utils.grading.jail import confine; "
+    code = ("from pathlib import Path; from course_utils.instructor.jail import confine; "
             f"print(confine(Path({str(tmp_path)!r}), None))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.stdout.strip() == str(bool(landlock_abi())), run.stderr
@@ -251,8 +251,8 @@ GAMES = {
     # The checks' comparison helpers patched to accept anything.
     "patches": {
         "td_error": textwrap.dedent("""\
-            import course_utils.grading.checks.common as common
-            import course_utils.grading.checks.actor_critic as actor_critic
+            import course_utils.checks.common as common
+            import course_utils.checks.actor_critic as actor_critic
             common.expect_close = common.expect_tensor = lambda *args, **kwargs: args[0]
             actor_critic.expect_close = actor_critic._expect_match = lambda *args, **kwargs: args[0]
             def td_error(rewards, values, next_values, terminated, gamma):

@@ -1,4 +1,4 @@
-"""Unit tests of notebook 09's HER checks (course_utils.grading.checks.her): each check passes on
+"""Unit tests of notebook 09's HER checks (course_utils.checks.her): each check passes on
 reference implementations (several correct styles) and fails, with a helpful message, on
 plausible wrong answers of students."""
 
@@ -10,7 +10,7 @@ import pytest
 from check_helpers import assert_fails, assert_passes, own_copy
 from course_utils.buffers import episode_goal_indices, final_goal_indices, future_goal_indices
 from course_utils.envs.bitflip import BitFlipEnv
-from course_utils.grading.checks.her import check_bitflip_reward, check_future_goal_indices
+from course_utils.checks.her import check_bitflip_reward, check_future_goal_indices
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).

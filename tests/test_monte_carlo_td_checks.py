@@ -1,4 +1,4 @@
-"""Unit tests of notebook 03's checks (course_utils.grading.checks.monte_carlo_td): each check
+"""Unit tests of notebook 03's checks (course_utils.checks.monte_carlo_td): each check
 passes on reference implementations (several correct styles) and fails, with a helpful message,
 on plausible wrong answers of students."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from check_helpers import assert_fails, assert_passes
-from course_utils.grading import (
+from course_utils.checks import (
     check_double_q_update,
     check_expected_sarsa_update,
     check_first_visit_mc_prediction,

@@ -1,4 +1,4 @@
-"""Notebook 07's exercise checks (course_utils.grading.checks.ppo): each passes on correct
+"""Notebook 07's exercise checks (course_utils.checks.ppo): each passes on correct
 solutions (several styles) and fails, with a helpful message, on the mistakes students make."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented
-from course_utils.grading import check_approx_kl, check_clipped_surrogate, check_ppo_loss
+from course_utils.checks import check_approx_kl, check_clipped_surrogate, check_ppo_loss
 
 # ------------------------------------------------------------------------ clipped surrogate
 

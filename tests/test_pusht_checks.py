@@ -1,4 +1,4 @@
-"""Unit tests of notebook 09's PushT checks (course_utils.grading.checks.pusht): each check passes
+"""Unit tests of notebook 09's PushT checks (course_utils.checks.pusht): each check passes
 on reference implementations (several correct styles) and fails, with a helpful message, on
 plausible wrong answers of students."""
 
@@ -13,7 +13,7 @@ from matplotlib.path import Path
 from check_helpers import assert_fails, assert_passes, own_copy
 from course_utils.agents.bc import bc_mse_loss
 from course_utils.envs.pusht import T_AREA, T_RECTANGLES, coverage, t_polygons
-from course_utils.grading.checks.pusht import check_bc_loss, check_coverage
+from course_utils.checks.pusht import check_bc_loss, check_coverage
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from course_utils.grading.student import (
+from course_utils.instructor.student import (
     build_student_versions,
     find_check_cells,
     find_exercise_cells,
@@ -63,7 +63,7 @@ def _write(path: Path, nb: nbformat.NotebookNode) -> Path:
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "course_utils.grading", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "course_utils.instructor", *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
 
 
@@ -268,7 +268,7 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     stale = _run_cli("build-student", "--notebooks", str(notebooks), "--check", cwd=tmp_path)
     assert stale.returncode == 1, stale.stderr
     assert "05_x.ipynb" in stale.stdout and "missing" in stale.stdout
-    assert "python -m course_utils.grading build-student --notebooks" in stale.stdout
+    assert "python -m course_utils.instructor build-student --notebooks" in stale.stdout
     assert not (notebooks / "student").exists()
 
     built = _run_cli("build-student", "--notebooks", str(notebooks), cwd=tmp_path)

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course_utils.grading.student import (
+from course_utils.instructor.student import (
     find_check_cells,
     find_exercise_cells,
     read_notebook,
@@ -31,7 +31,7 @@ from course_utils.grading.student import (
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 COMPLETE_NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-FIX = "run `python -m course_utils.grading build-student` and commit notebooks/student/"
+FIX = "run `python -m course_utils.instructor build-student` and commit notebooks/student/"
 # Errors that show a check refused an unfinished exercise (its own message, or the stub's).
 EXPECTED_ERRORS = ("AssertionError", "NotImplementedError")
 CELL_TIMEOUT_S = 600

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils.grading.student import make_student_version
+from course_utils.instructor.student import make_student_version
 
 NAME = "tiny.ipynb"
 

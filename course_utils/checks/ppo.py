@@ -15,11 +15,11 @@ from typing import Any, Optional
 
 import torch
 
-from course_utils.grading.checks.actor_critic import (ENTROPY_SIGN_HINT, HALF_HINT, SUM_HINT,
+from course_utils.checks.actor_critic import (ENTROPY_SIGN_HINT, HALF_HINT, SUM_HINT,
                                                       _expect_loss_value, _expect_unchanged,
                                                       _expect_value_and_entropy_gradients,
                                                       _gradients)
-from course_utils.grading.checks.common import call, expect_scalar_loss, expect_tensor, Fn, passed, references
+from course_utils.checks.common import call, expect_scalar_loss, expect_tensor, Fn, passed, references
 
 __all__ = [
     "check_approx_kl",

@@ -5,7 +5,7 @@ notebook's data files, never the complete notebooks, and that is both the kernel
 and its HOME. The kernel's environment (:func:`kernel_env`) keeps only what Python and the course
 need, so tokens, SSH agent sockets and cloud credentials of the instructor's shell never reach it.
 The kernel itself starts confined (:class:`JailedKernelManager`, see
-:mod:`course_utils.grading.jail`): it can write only inside that folder, and its memory is capped.
+:mod:`course_utils.instructor.jail`): it can write only inside that folder, and its memory is capped.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from course_utils.grading import jail
+from course_utils.instructor import jail
 
 __all__ = [
     "DEFAULT_MEMORY_LIMIT",

@@ -1,9 +1,9 @@
 """Confine a grading kernel: writes only below its folder, a memory limit, no signals outward.
 
-``python course_utils/grading/jail.py --writable DIR [--memory-limit BYTES] -- COMMAND...`` confines
+``python course_utils/instructor/jail.py --writable DIR [--memory-limit BYTES] -- COMMAND...`` confines
 itself, then becomes COMMAND (``exec``), which keeps the confinement and passes it to every process
 it starts. The autograder starts each kernel this way
-(:class:`course_utils.grading.sandbox.JailedKernelManager`).
+(:class:`course_utils.instructor.sandbox.JailedKernelManager`).
 
 What it confines
     * **Writes**: on Linux 5.13 or newer (Landlock), files and folders can be created, written,
@@ -117,7 +117,7 @@ def confine(writable: Path, memory_limit: int | None) -> bool:
 def jailed_command(command: Sequence[str], writable: Path, memory_limit: int | None) -> list[str]:
     """``command`` run confined: the command line that confines itself, then executes it."""
     limit = [] if memory_limit is None else ["--memory-limit", str(memory_limit)]
-    # Run as a script, not with -m: importing course_utils.grading would import every check.
+    # Run as a script, not with -m: importing course_utils.instructor would import every check.
     return [sys.executable, __file__, "--writable", str(writable), *limit, "--", *command]
 
 

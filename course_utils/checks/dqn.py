@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.grading.checks.common import (call, expect_close, expect_tensor, expect_tensors_unchanged,
+from course_utils.checks.common import (call, expect_close, expect_tensor, expect_tensors_unchanged,
                                                 fmt, Fn, passed, references)
 
 __all__ = [

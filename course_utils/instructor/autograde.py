@@ -1,8 +1,8 @@
-"""Grade submitted student notebooks: ``python -m course_utils.grading autograde``.
+"""Grade submitted student notebooks: ``python -m course_utils.instructor autograde``.
 
 What is graded
     An *exercise* is a check cell of the complete notebook: a code cell with a line
-    ``check_<name>(...)`` (see :func:`course_utils.grading.student.find_check_cells`). The cell's
+    ``check_<name>(...)`` (see :func:`course_utils.instructor.student.find_check_cells`). The cell's
     metadata may say how it is graded::
 
         "grading": {"exercise": "reward_to_go", "points": 2}
@@ -22,7 +22,7 @@ How a submission is graded
        check the student redefined, or a check helper they patched, is not the one that runs.
     2. The notebook runs in a fresh ``python3`` kernel, in quick mode (``COURSE_QUICK=1``), one
        cell at a time, in a temporary folder of its own with a clean environment, confined to that
-       folder and to a memory limit (:mod:`course_utils.grading.sandbox`). An error in a cell does
+       folder and to a memory limit (:mod:`course_utils.instructor.sandbox`). An error in a cell does
        not stop the next ones; a cell past its time limit is interrupted; a kernel that dies (or
        ignores the interrupt and is killed) is replaced by a fresh one and execution goes on with
        the next cell. Past the notebook's time limit no further cell runs.
@@ -50,9 +50,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from course_utils.grading.checks import __all__ as PACKAGE_CHECKS
-from course_utils.grading.sandbox import DEFAULT_MEMORY_LIMIT, jailed_kernel_manager, kernel_env, workspace
-from course_utils.grading.student import check_calls, find_check_cells, read_notebook
+from course_utils.checks import __all__ as PACKAGE_CHECKS
+from course_utils.instructor.sandbox import DEFAULT_MEMORY_LIMIT, jailed_kernel_manager, kernel_env, workspace
+from course_utils.instructor.student import check_calls, find_check_cells, read_notebook
 
 __all__ = [
     "CELL_TIMEOUT_S",
@@ -84,16 +84,16 @@ MAX_MESSAGE_CHARS = 1000
 # Printed text kept per cell: a print in an endless loop sends hundreds of MB within a time limit.
 MAX_PRINTED_CHARS = 1_000_000
 
-# What a restored check cell runs before its checks: it drops every module of the grading package
+# What a restored check cell runs before its checks: it drops every module of the checks package
 # from Python's cache, so that the import after it loads the checks from disk, whatever the
 # submission redefined or patched.
 FRESH_CHECKS = (
     "# Added by the grader: the checks, imported afresh from the package.\n"
     "import sys as _grader_sys\n"
     "for _grader_module in [name for name in _grader_sys.modules\n"
-    "                       if name.startswith('course_utils.grading')]:\n"
+    "                       if name.startswith('course_utils.checks')]:\n"
     "    del _grader_sys.modules[_grader_module]\n"
-    "from course_utils.grading import {checks}\n"
+    "from course_utils.checks import {checks}\n"
 )
 
 # nbclient logs every timeout and dead kernel as an error; the grades report them instead.
@@ -426,8 +426,8 @@ def execute_notebook(
     """Execute ``nb`` in place, cell by cell, in fresh ``python3`` kernels working in ``folder``.
 
     Each kernel has ``folder`` as its working folder and HOME, the environment of
-    :func:`~course_utils.grading.sandbox.kernel_env`, may write only inside ``folder`` (where the
-    system allows: see :mod:`course_utils.grading.jail`) and use at most ``memory_limit`` bytes
+    :func:`~course_utils.instructor.sandbox.kernel_env`, may write only inside ``folder`` (where the
+    system allows: see :mod:`course_utils.instructor.jail`) and use at most ``memory_limit`` bytes
     (None: no limit). Errors stay in the cells' outputs; timeouts, kernel deaths, failed cells and
     the cells the notebook time limit left unrun are in the returned :class:`Execution`.
     """
@@ -584,7 +584,7 @@ def grade_submission(
     """Grade one submitted notebook against its complete notebook.
 
     It runs in a temporary folder of its own, holding copies of the complete notebook's data files
-    (:func:`~course_utils.grading.sandbox.workspace`), with at most ``memory_limit`` bytes per
+    (:func:`~course_utils.instructor.sandbox.workspace`), with at most ``memory_limit`` bytes per
     kernel. ``name`` is how reports show the submission (default: its path). A submission that is
     not a readable notebook scores 0 on every exercise, with the reason.
     """

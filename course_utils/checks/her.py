@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_utils.grading.checks.common import (call, expect_array, expect_unchanged, fmt_array, Fn,
+from course_utils.checks.common import (call, expect_array, expect_unchanged, fmt_array, Fn,
                                                 global_generators, passed, references)
 
 __all__ = ["check_bitflip_reward", "check_future_goal_indices"]

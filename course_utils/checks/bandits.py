@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from course_utils.grading.checks.common import (
+from course_utils.checks.common import (
     Fn,
     call,
     expect_array,

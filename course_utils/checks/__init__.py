@@ -1,18 +1,18 @@
 """Exercise checks, one module per notebook; ``common`` holds what they share."""
 
-from course_utils.grading.checks.actor_critic import (
+from course_utils.checks.actor_critic import (
     check_actor_critic_loss,
     check_gae,
     check_n_step_return,
     check_td_error,
 )
-from course_utils.grading.checks.bandits import (
+from course_utils.checks.bandits import (
     check_epsilon_greedy,
     check_gradient_bandit_update,
     check_incremental_update,
     check_ucb_select,
 )
-from course_utils.grading.checks.continuous_control import (
+from course_utils.checks.continuous_control import (
     check_ddpg_actor_loss,
     check_ddpg_critic_target,
     check_sac_critic_target,
@@ -20,19 +20,19 @@ from course_utils.grading.checks.continuous_control import (
     check_td3_target,
     check_temperature_loss,
 )
-from course_utils.grading.checks.dqn import (
+from course_utils.checks.dqn import (
     check_double_dqn_target,
     check_dqn_target,
     check_linear_epsilon,
     check_polyak_update,
 )
-from course_utils.grading.checks.dynamic_programming import (
+from course_utils.checks.dynamic_programming import (
     check_greedy_policy,
     check_policy_evaluation,
     check_value_iteration,
 )
-from course_utils.grading.checks.her import check_bitflip_reward, check_future_goal_indices
-from course_utils.grading.checks.monte_carlo_td import (
+from course_utils.checks.her import check_bitflip_reward, check_future_goal_indices
+from course_utils.checks.monte_carlo_td import (
     check_double_q_update,
     check_expected_sarsa_update,
     check_first_visit_mc_prediction,
@@ -40,18 +40,18 @@ from course_utils.grading.checks.monte_carlo_td import (
     check_sarsa_update,
     check_td0_update,
 )
-from course_utils.grading.checks.policy_gradient import (
+from course_utils.checks.policy_gradient import (
     check_baseline_advantage,
     check_discounted_reward_to_go,
     check_reward_to_go,
     check_surrogate_loss,
 )
-from course_utils.grading.checks.ppo import (
+from course_utils.checks.ppo import (
     check_approx_kl,
     check_clipped_surrogate,
     check_ppo_loss,
 )
-from course_utils.grading.checks.pusht import check_bc_loss, check_coverage
+from course_utils.checks.pusht import check_bc_loss, check_coverage
 
 __all__ = [
     "check_actor_critic_loss",

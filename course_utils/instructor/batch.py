@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from course_utils.grading.autograde import (
+from course_utils.instructor.autograde import (
     CELL_TIMEOUT_S,
     NOTEBOOK_TIMEOUT_S,
     SubmissionGrade,
     grade_submission,
 )
-from course_utils.grading.sandbox import DEFAULT_MEMORY_LIMIT
+from course_utils.instructor.sandbox import DEFAULT_MEMORY_LIMIT
 
 __all__ = ["Limits", "Task", "grade_all", "merge", "parse_shard", "shard"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss,
+from course_utils.checks.common import (call, expect_close, expect_scalar_loss,
                                                 expect_tensors_unchanged, fmt, Fn, passed, references)
 
 __all__ = ["check_bc_loss", "check_coverage"]

@@ -1,4 +1,4 @@
-"""Command line for instructors: ``python -m course_utils.grading <command> ...``.
+"""Command line for instructors: ``python -m course_utils.instructor <command> ...``.
 
 Commands:
     build-student [--notebooks DIR] [--check]
@@ -9,7 +9,7 @@ Commands:
               [--jobs N] [--shard K/N] [--resume]
         Execute each submitted notebook (files, or folders searched for *.ipynb), N at a time,
         grade its exercises, write the grades as CSV and JSON, one HTML feedback report per
-        submission, and print a summary table (see course_utils.grading.autograde). The grades
+        submission, and print a summary table (see course_utils.instructor.autograde). The grades
         files are rewritten after each submission; ``--resume`` keeps the grades they hold.
         ``--shard K/N`` grades the K-th of N slices of the class.
     merge GRADES_JSON... [--out grades.csv] [--json PATH] [--feedback DIR]
@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from course_utils.grading.autograde import (
+from course_utils.instructor.autograde import (
     CELL_TIMEOUT_S,
     DEFAULT_SOURCE,
     NOTEBOOK_TIMEOUT_S,
@@ -38,9 +38,9 @@ from course_utils.grading.autograde import (
     exercises_of,
     find_submissions,
 )
-from course_utils.grading.batch import Limits, Task, grade_all, merge, parse_shard, shard
-from course_utils.grading.jail import landlock_abi
-from course_utils.grading.report import (
+from course_utils.instructor.batch import Limits, Task, grade_all, merge, parse_shard, shard
+from course_utils.instructor.jail import landlock_abi
+from course_utils.instructor.report import (
     common_folder,
     read_json,
     summary_table,
@@ -48,8 +48,8 @@ from course_utils.grading.report import (
     write_feedback,
     write_json,
 )
-from course_utils.grading.sandbox import DEFAULT_MEMORY_LIMIT, parse_memory
-from course_utils.grading.student import build_student_versions, read_notebook
+from course_utils.instructor.sandbox import DEFAULT_MEMORY_LIMIT, parse_memory
+from course_utils.instructor.student import build_student_versions, read_notebook
 
 DEFAULT_NOTEBOOKS = "notebooks"
 
@@ -64,7 +64,7 @@ def _shown(path: Path) -> str:
 
 def _fix_command(notebooks: str) -> str:
     """The command that brings the student versions up to date."""
-    command = "python -m course_utils.grading build-student"
+    command = "python -m course_utils.instructor build-student"
     return command if notebooks == DEFAULT_NOTEBOOKS else f"{command} --notebooks {notebooks}"
 
 
@@ -256,7 +256,7 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser; each command is a subparser whose ``handler`` runs it."""
     parser = argparse.ArgumentParser(
-        prog="python -m course_utils.grading",
+        prog="python -m course_utils.instructor",
         description="Tools for instructors: student versions of the notebooks, autograding.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

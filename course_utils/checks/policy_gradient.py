@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
+from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
                                                 Fn, passed, references)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
+from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
                                                 Fn, passed, references)
 from course_utils.returns import gae as _library_gae
 

@@ -1,7 +1,7 @@
 """Glossary.md: every formal definition of the notebooks, verbatim, in course order.
 
 A definition is a Markdown blockquote whose first line starts with ``> **Term**``. The glossary
-is generated, never edited by hand: ``python -m course_utils.glossary`` rewrites it, and
+is generated, never edited by hand: ``python -m course_utils.instructor.glossary`` rewrites it, and
 ``--check`` (used by the tests) fails when it is out of step with the notebooks.
 """
 
@@ -17,7 +17,7 @@ _TERM = re.compile(r"^> \*\*(.+?)\*\*")
 HEADER = (
     "# Glossary\n\n"
     "Every term the course defines, in the words of the notebook that defines it, in course "
-    "order.\nGenerated from the notebooks by `python -m course_utils.glossary`; do not edit by "
+    "order.\nGenerated from the notebooks by `python -m course_utils.instructor.glossary`; do not edit by "
     "hand.\n"
 )
 
@@ -59,7 +59,7 @@ def render_glossary(notebooks_dir: str | Path = "notebooks") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.glossary", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m course_utils.instructor.glossary", description=__doc__)
     parser.add_argument("--notebooks", default="notebooks", help="folder of complete notebooks")
     parser.add_argument("--output", default="Glossary.md")
     parser.add_argument("--check", action="store_true",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     output = Path(args.output)
     if args.check:
         if not output.is_file() or output.read_text(encoding="utf-8") != text:
-            print(f"{output} is out of date: run python -m course_utils.glossary")
+            print(f"{output} is out of date: run python -m course_utils.instructor.glossary")
             return 1
         print(f"{output} is up to date.")
         return 0

@@ -17,7 +17,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from course_utils.grading.autograde import ExerciseGrade, SubmissionGrade
+from course_utils.instructor.autograde import ExerciseGrade, SubmissionGrade
 
 __all__ = [
     "COLUMNS",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.grading.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor,
+from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor,
                                                 expect_tensors_unchanged, fmt, Fn, passed, references)
 
 __all__ = [
