@@ -18,19 +18,25 @@ the spread over seeds: a single run says little about an RL algorithm.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
 import numbers
 import operator
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from tqdm import tqdm
 
 from course_utils.validation import check_int
 
@@ -428,3 +434,233 @@ def _in_jupyter() -> bool:
     return shell is not None and any(
         cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__
     )
+
+
+# ------------------------------------------------------------------- the shared training run
+
+
+@dataclass
+class TrainConfig:
+    """What every algorithm's ``train`` shares: its budget, its seed, and how it reports.
+
+    Each algorithm's config dataclass (``DQNConfig``, ``PPOConfig``, ...) extends this one with
+    its own hyperparameters.
+    """
+
+    total_steps: int = 100_000  # environment steps, all environments together
+    seed: int = 0
+    eval_every: int = 0  # evaluate every this many environment steps (0: never)
+    eval_episodes: int = 10  # greedy episodes per evaluation, seeds seed + 1_000_000 + i
+    solved_at: Optional[float] = None  # stop at the first evaluation whose score reaches this
+    keep_best: bool = False  # at the end, restore the agent of the best evaluation
+    log_every: int = 1_000  # log the averaged update metrics every this many steps
+    live_plot_every: int = 0  # redraw a live plot every this many steps (0: none)
+    progress: bool = True  # show a progress bar
+
+
+class TrainingRun:
+    """The bookkeeping every training loop shares, so that the loop itself shows only the algorithm.
+
+    It counts environment steps, shows one progress bar (on stdout; in a notebook, one line that
+    updates in place), logs episodes and averaged update metrics to a ``Tracker``, evaluates
+    every ``config.eval_every`` steps with the training clock paused, keeps the best agent,
+    redraws a live plot, and turns an interruption (Kernel → Interrupt, Ctrl-C) into a clean
+    stop that keeps the agent and the history. Use it as a context manager::
+
+        with TrainingRun(config, agent, evaluate, tracker) as run:
+            while not run.finished:
+                ...                                  # act in the environment
+                run.advance(n_envs)                  # n environment steps were taken
+                run.episode(episode_return, length)  # for each episode that ended
+                run.update(metrics)                  # after each gradient step
+
+    Args:
+        config: the budget and reporting settings (``TrainConfig`` or an extension of it).
+        agent: what ``keep_best`` saves and restores (anything with ``state_dict`` and
+            ``load_state_dict``, e.g. an ``nn.Module``).
+        evaluate: ``() -> {metric: value}``, called every ``config.eval_every`` steps; its
+            ``score_key`` entry decides ``solved_at`` and ``keep_best``.
+        tracker: where metrics go; the tracker of an earlier (or interrupted) run continues it,
+            from its last ``env_steps``.
+        score_key: the evaluation metric that ``solved_at`` and ``keep_best`` use.
+        plot_keys: the metrics of the live plot.
+    """
+
+    def __init__(self, config: TrainConfig, agent: Any = None,
+                 evaluate: Optional[Callable[[], dict[str, float]]] = None,
+                 tracker: Optional[Tracker] = None, score_key: str = "eval_return",
+                 plot_keys: Sequence[str] = ("return", "eval_return")) -> None:
+        self.total_steps = check_int("total_steps", config.total_steps, minimum=0)
+        for name in ("eval_every", "log_every", "live_plot_every"):
+            check_int(name, getattr(config, name), minimum=0)
+        check_int("eval_episodes", config.eval_episodes)
+        if config.eval_every and evaluate is None:
+            raise ValueError("eval_every > 0 needs an evaluate function")
+        if (config.solved_at is not None or config.keep_best) and not config.eval_every:
+            raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
+        self.config, self.agent, self.evaluate = config, agent, evaluate
+        self.score_key, self.plot_keys = score_key, tuple(plot_keys)
+        self.tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
+        resumed = "env_steps" in self.tracker.keys
+        self.step = int(self.tracker.last("env_steps")) if resumed else 0
+        self._seconds = self.tracker.last("train_seconds") if resumed else 0.0
+        self.solved = False
+        self.interrupted = False
+        self._started: Optional[float] = None
+        self._updates: list[dict[str, Any]] = []
+        self._recent: deque[float] = deque(self.tracker.history.get("return", [])[-20:], maxlen=20)
+        self._best_score, self._best_step, self._best_state = -math.inf, 0, None
+        self._bar = _ProgressLine(self.total_steps, self.step, config.progress)
+
+    # ------------------------------------------------------------------------- the loop's calls
+
+    @property
+    def finished(self) -> bool:
+        """Whether the loop should stop: the budget is spent or the task is solved."""
+        return self.solved or self.step >= self.total_steps
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall-clock seconds of training so far, evaluations excluded."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self._seconds + running
+
+    def advance(self, n_steps: int = 1) -> None:
+        """Count ``n_steps`` environment steps; log, evaluate and plot when their period is due."""
+        before, self.step = self.step, self.step + n_steps
+        config = self.config
+        if _crossed(before, self.step, config.log_every):
+            self._log_updates()
+        if config.eval_every and _crossed(before, self.step, config.eval_every):
+            self._evaluate()
+        if config.live_plot_every and _crossed(before, self.step, config.live_plot_every):
+            self.tracker.live_plot([k for k in self.plot_keys if k in self.tracker.keys])
+        self._bar.show(self.step, self._postfix())
+
+    def episode(self, episode_return: float, length: int, **metrics: float) -> None:
+        """Log one finished training episode (its undiscounted return and its length)."""
+        self.tracker.log(self.step, **{"return": float(episode_return), "episode_length": length},
+                         **metrics)
+        self._recent.append(float(episode_return))
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        """Keep one update's metrics (tensors are fine: they are averaged and converted only
+        when logged, so the GPU is not synchronised after every update)."""
+        self._updates.append(metrics)
+
+    # ------------------------------------------------------------------------- context manager
+
+    def __enter__(self) -> "TrainingRun":
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> bool:
+        self._pause()
+        self.interrupted = exc_type is KeyboardInterrupt
+        if exc_type is not None and not self.interrupted:
+            self._bar.close()
+            return False  # a real error propagates
+        if self._updates or not ("env_steps" in self.tracker.keys
+                                 and self.tracker.last("env_steps") == self.step):
+            self._log_updates()  # the last row: where a continued run starts
+        self._bar.show(self.step, self._postfix(), final=True)
+        self._bar.close()
+        if self.interrupted:
+            print(f"Interrupted at step {self.step:,} of {self.total_steps:,}: the agent and the "
+                  "tracker keep everything so far (call again with them to continue).")
+        elif self.config.keep_best and self._best_state is not None:
+            self.agent.load_state_dict(self._best_state)
+            print(f"Restored the agent of step {self._best_step:,}, the best evaluation "
+                  f"({self.score_key} {self._best_score:.3g}).")
+        if self.config.live_plot_every:
+            self.tracker.live_plot([k for k in self.plot_keys if k in self.tracker.keys])
+            self.tracker.finish_live_plot()
+        return self.interrupted  # an interruption ends the loop quietly
+
+    # ------------------------------------------------------------------------- internals
+
+    def _pause(self) -> None:
+        if self._started is not None:
+            self._seconds += time.perf_counter() - self._started
+            self._started = None
+
+    def _log_updates(self) -> None:
+        """Log the mean of each update metric since the last log, the step count and the speed."""
+        means = {}
+        for name in self._updates[0] if self._updates else ():
+            # One conversion per metric per log, not one `.item()` (a GPU sync) per update.
+            value = float(torch.stack([torch.as_tensor(m[name]).float().detach().cpu()
+                                       for m in self._updates]).mean())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the agent's {name!r} became {value} at step "
+                                         f"{self.step:,}; lower the learning rate or check the "
+                                         "targets")
+            means[name] = value
+        self._updates = []
+        seconds = self.train_seconds
+        self.tracker.log(self.step, env_steps=self.step, train_seconds=seconds,
+                         steps_per_second=self.step / max(seconds, 1e-9), **means)
+
+    def _evaluate(self) -> None:
+        self._pause()
+        results = self.evaluate()
+        self.tracker.log(self.step, train_seconds=self._seconds, **results)
+        score = float(results[self.score_key])
+        if self.config.keep_best and score > self._best_score:
+            self._best_score, self._best_step = score, self.step
+            self._best_state = copy.deepcopy(self.agent.state_dict())
+        if self.config.solved_at is not None and score >= self.config.solved_at:
+            self.solved = True
+        self._started = time.perf_counter()
+
+    def _postfix(self) -> str:
+        parts = [f"return={np.mean(self._recent):.1f}" if self._recent else "return=-"]
+        if self.score_key in self.tracker.keys:  # the latest evaluation, as on the live plot
+            parts.append(f"{self.score_key.removeprefix('eval_')}(eval)="
+                         f"{self.tracker.last(self.score_key):.3g}")
+        return ", ".join(parts)
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` (> 0) lies in ``(before, after]``."""
+    return every > 0 and after // every > before // every
+
+
+class _ProgressLine:
+    """A progress bar that stays one line: tqdm on stdout in a terminal; in a notebook, one output
+    updated in place (so the saved notebook holds one line, not one output per refresh)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.enabled, self.total, self.initial = enabled, total, initial
+        self._start, self._last_shown = time.perf_counter(), -math.inf
+        self._handle: Any = None
+        self._bar: Optional[tqdm] = None
+        if enabled and not _in_jupyter():
+            self._bar = tqdm(total=total, initial=initial, file=sys.stdout, mininterval=1.0,
+                             unit="step", desc="training")
+
+    def show(self, step: int, postfix: str, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(step - self._bar.n)
+            self._bar.set_postfix_str(postfix, refresh=False)
+            return
+        now = time.perf_counter()
+        if not final and now - self._last_shown < 1.0:
+            return
+        self._last_shown = now
+        line = tqdm.format_meter(step - self.initial, self.total - self.initial,
+                                 now - self._start, prefix="training", unit="step",
+                                 postfix=postfix, ncols=100)
+        line = line.replace(f"{step - self.initial}/{self.total - self.initial}",
+                            f"{step:,}/{self.total:,}", 1)
+        from IPython.display import display
+        if self._handle is None:
+            self._handle = display({"text/plain": line}, raw=True, display_id=True)
+        else:
+            self._handle.update({"text/plain": line}, raw=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
