@@ -6,6 +6,7 @@ import copy
 from dataclasses import dataclass
 from typing import Union
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -131,3 +132,14 @@ def make_adam(parameters, learning_rate: float,
         except RuntimeError:  # torch < 2.4 has no fused Adam on the CPU: the plain one then
             pass
     return torch.optim.Adam(parameters, lr=learning_rate)
+
+
+def flat_size(space: gym.Space, name: str) -> int:
+    """The size of a flat Box observation space or of a Discrete/Box action space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return int(space.shape[0])
+    raise ValueError(
+        f"{name} must be a Discrete space or a one-dimensional Box, got {space}"
+    )

@@ -21,10 +21,9 @@ from torch import nn
 from course_utils.agents.base import OffPolicyAgent
 from course_utils.agents.continuous import (ActionScaler, ActorPolicy, DeterministicActor,
                                             GaussianNoise, QCritic, check_box_action_space)
-from course_utils.agents.pg import flat_size
 from course_utils.buffers import ReplayBatch
 from course_utils.device import get_device
-from course_utils.nn import make_adam, polyak_update
+from course_utils.nn import flat_size, make_adam, polyak_update
 from course_utils.validation import check_int
 
 

@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.agents.base import OffPolicyAgent, Policy
-from course_utils.agents.pg import flat_size
 from course_utils.buffers import ReplayBatch
 from course_utils.device import get_device
-from course_utils.nn import MLPConfig, build_mlp, make_adam, polyak_update
+from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, polyak_update
 from course_utils.schedules import Schedule, linear_schedule
 from course_utils.validation import check_int
 

@@ -17,24 +17,13 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from course_utils.agents.base import Agent, Policy
 from course_utils.device import get_device
-from course_utils.nn import Activation, MLPConfig, build_mlp
+from course_utils.nn import Activation, MLPConfig, build_mlp, flat_size
 from course_utils.returns import sum_of_rewards
 from course_utils.validation import check_int
 from course_utils.trajectory import Trajectory, WeightsFn, compile_trajectories
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 AdvantageFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def flat_size(space: gym.Space, name: str) -> int:
-    """The size of a flat Box observation space or of a Discrete/Box action space."""
-    if isinstance(space, gym.spaces.Discrete):
-        return int(space.n)
-    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-        return int(space.shape[0])
-    raise ValueError(
-        f"{name} must be a Discrete space or a one-dimensional Box, got {space}"
-    )
 
 
 class PGPolicy(nn.Module, Policy):

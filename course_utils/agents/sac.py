@@ -26,10 +26,9 @@ from torch import nn
 from course_utils.agents.base import OffPolicyAgent
 from course_utils.agents.continuous import (ActionScaler, ActorPolicy, QCritic,
                                             check_box_action_space)
-from course_utils.agents.pg import flat_size
 from course_utils.buffers import ReplayBatch
 from course_utils.device import get_device
-from course_utils.nn import MLPConfig, build_mlp, make_adam, polyak_update
+from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, polyak_update
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # keeps σ in [0.007, 7.4]: no collapse, no explosion
 
