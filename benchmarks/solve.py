@@ -27,9 +27,9 @@ from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
-from course_utils.agents.ddpg import DDPGAgent, TD3Agent  # noqa: E402
-from course_utils.agents.dqn import DQNAgent, double_dqn_target  # noqa: E402
-from course_utils.agents.sac import SACAgent  # noqa: E402
+from course_utils.agents.legacy_ddpg import DDPGAgent, TD3Agent  # noqa: E402
+from course_utils.agents.legacy_dqn import DQNAgent, double_dqn_target  # noqa: E402
+from course_utils.agents.legacy_sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 from course_utils.envs.vector import make_vector_env  # noqa: E402

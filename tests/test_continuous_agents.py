@@ -13,9 +13,9 @@ from torch.distributions.transforms import TanhTransform
 
 from course_utils.agents.continuous import (ActionScaler, GaussianNoise, OrnsteinUhlenbeckNoise,
                                             check_box_action_space)
-from course_utils.agents.ddpg import (DDPGAgent, TD3Agent, ddpg_actor_loss, ddpg_critic_target,
+from course_utils.agents.legacy_ddpg import (DDPGAgent, TD3Agent, ddpg_actor_loss, ddpg_critic_target,
                                       td3_critic_target, td3_target, td3_target_actions)
-from course_utils.agents.sac import (SACAgent, sac_critic_target, tanh_log_prob_correction,
+from course_utils.agents.legacy_sac import (SACAgent, sac_critic_target, tanh_log_prob_correction,
                                      temperature_loss)
 from course_utils.buffers import ReplayBuffer
 from course_utils.loops import train_off_policy

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.agents.ddpg import (ddpg_actor_loss, ddpg_critic_target, td3_critic_target,
+from course_utils.agents.legacy_ddpg import (ddpg_actor_loss, ddpg_critic_target, td3_critic_target,
                                       td3_target, td3_target_actions)
-from course_utils.agents.sac import sac_critic_target, tanh_log_prob_correction, temperature_loss
+from course_utils.agents.legacy_sac import sac_critic_target, tanh_log_prob_correction, temperature_loss
 from course_utils.checks import (check_ddpg_actor_loss, check_ddpg_critic_target,
                                   check_sac_critic_target, check_tanh_log_prob_correction,
                                   check_td3_target, check_temperature_loss)

@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.agents.dqn: the TD targets, EpsilonGreedyPolicy and DQNAgent."""
+"""Unit tests of course_utils.agents.legacy_dqn: the TD targets, EpsilonGreedyPolicy and DQNAgent."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.agents.base import OffPolicyAgent
-from course_utils.agents.dqn import DQNAgent, EpsilonGreedyPolicy, double_dqn_target, dqn_target
+from course_utils.agents.legacy_dqn import DQNAgent, EpsilonGreedyPolicy, double_dqn_target, dqn_target
 from course_utils.buffers import ReplayBatch
 from course_utils.nn import MLPConfig, polyak_update
 

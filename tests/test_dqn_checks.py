@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.agents.dqn import double_dqn_target, dqn_target
+from course_utils.agents.legacy_dqn import double_dqn_target, dqn_target
 from course_utils.checks import (
     check_double_dqn_target,
     check_dqn_target,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import course_utils.envs  # noqa: F401  (registers BitFlip)
-from course_utils.agents.dqn import DQNAgent
-from course_utils.agents.sac import SACAgent
+from course_utils.agents.legacy_dqn import DQNAgent
+from course_utils.agents.legacy_sac import SACAgent
 from course_utils.buffers import (HER_STRATEGIES, GoalEpisode, ReplayBuffer, episode_goal_indices,
                                   final_goal_indices, future_goal_indices, goal_observation_space,
                                   goal_observations, relabelled_transitions, store_episode)

@@ -12,7 +12,7 @@ import torch
 
 from course_utils import loops
 from course_utils.agents.base import OffPolicyAgent, Policy
-from course_utils.agents.dqn import DQNAgent
+from course_utils.agents.legacy_dqn import DQNAgent
 from course_utils.buffers import ReplayBuffer
 from course_utils.loops import evaluate, train_off_policy
 from course_utils.nn import MLPConfig

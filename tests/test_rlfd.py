@@ -12,8 +12,8 @@ import torch
 import course_utils.envs  # noqa: F401  (registers PushT)
 from course_utils.agents.bc import (demo_replay_buffer, discounted_returns, pretrain_actor,
                                     pretrain_critic)
-from course_utils.agents.ddpg import DDPGAgent, TD3Agent
-from course_utils.agents.sac import SACAgent
+from course_utils.agents.legacy_ddpg import DDPGAgent, TD3Agent
+from course_utils.agents.legacy_sac import SACAgent
 from course_utils.buffers import MixedReplay, ReplayBuffer
 from course_utils.envs.pusht import coverage_reward
 from course_utils.envs.pusht_demos import PushTDemos, load_demos

@@ -108,7 +108,7 @@ def _ddpg_mistakes(rewards, next_q, terminated, gamma):
     ]
 
 
-@references("course_utils.agents.ddpg.ddpg_critic_target")
+@references("course_utils.agents.legacy_ddpg.ddpg_critic_target")
 def check_ddpg_critic_target(fn: Fn) -> None:
     """Check ``fn(rewards (B,), next_q_target (B,), terminated (B,), gamma) -> (B,)`` is DDPG's
     critic target ``y = r + γ (1 − terminated) Q'(s', μ'(s'))``."""
@@ -150,7 +150,7 @@ def check_ddpg_critic_target(fn: Fn) -> None:
 # ------------------------------------------------------------------------------- DDPG actor loss
 
 
-@references("course_utils.agents.ddpg.ddpg_actor_loss")
+@references("course_utils.agents.legacy_ddpg.ddpg_actor_loss")
 def check_ddpg_actor_loss(fn: Fn) -> None:
     """Check ``fn(q_values (B,)) -> scalar`` is ``−mean(q_values)`` with its gradient intact."""
     name = "ddpg_actor_loss"
@@ -265,7 +265,7 @@ def _smoothed_actions(name: str, shown: str, critic1: _Critic, critic2: _Critic,
     return critic1.seen[0]
 
 
-@references("course_utils.agents.ddpg.td3_target")
+@references("course_utils.agents.legacy_ddpg.td3_target")
 def check_td3_target(fn: Fn) -> None:
     """Check ``fn(rewards, next_observations, terminated, gamma, actor_target, critic1_target,
     critic2_target, noise_std, noise_clip, generator) -> (B,)`` is TD3's target: target policy
@@ -411,7 +411,7 @@ def _correction_mistakes(pre_tanh: torch.Tensor) -> list[tuple[torch.Tensor, str
     ]
 
 
-@references("course_utils.agents.sac.tanh_log_prob_correction")
+@references("course_utils.agents.legacy_sac.tanh_log_prob_correction")
 def check_tanh_log_prob_correction(fn: Fn) -> None:
     """Check ``fn(pre_tanh (B, d)) -> (B,)`` is ``Σ_i log(1 − tanh(u_i)²)``, exact and finite
     also for large ``|u|``, with the right gradient."""
@@ -502,7 +502,7 @@ def _sac_mistakes(rewards, q1, q2, log_probs, terminated, alpha, gamma):
     ]
 
 
-@references("course_utils.agents.sac.sac_critic_target")
+@references("course_utils.agents.legacy_sac.sac_critic_target")
 def check_sac_critic_target(fn: Fn) -> None:
     """Check ``fn(rewards, next_q1_target, next_q2_target, next_log_probs, terminated, alpha,
     gamma) -> (B,)`` is the soft Bellman target
@@ -552,7 +552,7 @@ def check_sac_critic_target(fn: Fn) -> None:
 # ------------------------------------------------------------------------------ temperature loss
 
 
-@references("course_utils.agents.sac.temperature_loss")
+@references("course_utils.agents.legacy_sac.temperature_loss")
 def check_temperature_loss(fn: Fn) -> None:
     """Check ``fn(log_alpha (), log_probs (B,), target_entropy) -> scalar`` is
     ``−log α · mean(log π(a|s) + H_target)``, with no gradient into the log-probabilities."""
