@@ -1,4 +1,4 @@
-"""Watch an agent: record an episode's frames and show them as an inline animation or a GIF.
+"""What a notebook shows besides plots: an agent's episode as an animation, and a function's source.
 
 ::
 
@@ -11,6 +11,8 @@ embedded as PNG images: it plays offline and in Colab, and needs no ffmpeg.
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 from html import escape
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +20,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import matplotlib
 import numpy as np
-from IPython.display import HTML
+from IPython.display import HTML, Markdown
 from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 from PIL import Image
@@ -161,7 +163,27 @@ def show_episode(
     return animate(frames, fps=fps, max_width=max_width, title=title)
 
 
+def show_source(obj: Any, first: str | None = None, last: str | None = None) -> Markdown:
+    """The source of a function, method or class, as a syntax-highlighted code block for a
+    notebook cell's output: all of it, or its lines from the first one containing ``first`` to
+    the first one after it containing ``last``. Lets a notebook show the parts of an algorithm's
+    file that the student does not write, without copying them."""
+    lines = inspect.getsource(obj).splitlines()
+    start = _line_containing(lines, first, 0, "first") if first is not None else 0
+    end = _line_containing(lines, last, start, "last") if last is not None else len(lines) - 1
+    shown = textwrap.dedent("\n".join(lines[start:end + 1]))
+    return Markdown(f"```python\n{shown}\n```")
+
+
 # --------------------------------------------------------------------------------- helpers
+
+
+def _line_containing(lines: list[str], text: str, start: int, name: str) -> int:
+    for i in range(start, len(lines)):
+        if text in lines[i]:
+            return i
+    raise ValueError(f"{name}={text!r} is in no line of the source (from line {start + 1})")
+
 
 
 def _frame(frame: Any) -> np.ndarray:

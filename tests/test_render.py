@@ -201,3 +201,25 @@ def test_save_gif_scales_down(tmp_path):
         assert gif.size == (60, 40) and gif.n_frames == 2
     with pytest.raises(ValueError, match="frames"):
         save_gif([], tmp_path / "empty.gif")
+
+
+def _shown_example(x: int) -> int:
+    doubled = 2 * x
+    tripled = 3 * x
+    return doubled + tripled
+
+
+def test_show_source_shows_the_whole_function_or_a_range_of_its_lines():
+    from course_utils.render import show_source
+
+    whole = show_source(_shown_example).data
+    assert whole.startswith("```python\ndef _shown_example") and whole.endswith("```")
+    part = show_source(_shown_example, "tripled", "return").data
+    assert part == "```python\ntripled = 3 * x\nreturn doubled + tripled\n```"
+
+
+def test_show_source_names_a_line_it_cannot_find():
+    from course_utils.render import show_source
+
+    with pytest.raises(ValueError, match="last='nowhere'"):
+        show_source(_shown_example, "doubled", "nowhere")
