@@ -5,33 +5,26 @@
     env = gym.make("CartPole-v1", render_mode="rgb_array")
     show_episode(env, policy, seed=0)          # the last line of a notebook cell
 
-The animation is HTML with JavaScript controls (matplotlib's ``to_jshtml``), with the frames
-embedded as PNG images: it plays offline and in Colab, and needs no ffmpeg.
+The animation is an animated GIF embedded in the notebook: it needs no script (so it plays in a
+notebook Jupyter does not trust yet), plays offline, in Colab and on GitHub, and needs no ffmpeg.
 """
 
 from __future__ import annotations
 
 import inspect
+import io
 import textwrap
-from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
 import gymnasium as gym
-import matplotlib
 import numpy as np
-from IPython.display import HTML, Markdown
-from matplotlib.animation import FuncAnimation
-from matplotlib.figure import Figure
-from PIL import Image
+from IPython.display import Image, Markdown
+from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
 
 from course_utils.trajectory import action_function, env_action
 from course_utils.validation import check_int
-
-# The figure is sized so that one image pixel is one figure pixel: (pixels / _DPI) inches.
-# A power of two, so that pixels / _DPI * _DPI gives the pixels back exactly in floating point
-# (with 100, a 230-pixel-high image would make a 229-pixel-high figure).
-_DPI = 64
 
 
 def record_episode(
@@ -85,64 +78,28 @@ def animate(
     fps: int = 30,
     max_width: int = 320,
     title: str | None = None,
-) -> HTML:
-    """An inline animation of ``frames`` with play/pause controls, for a notebook cell's output.
+) -> Image:
+    """An animated GIF of ``frames`` for a notebook cell's output, looping forever.
 
-    Frames wider than ``max_width`` pixels are scaled down (with their aspect ratio) and embedded
-    as PNG images: a 500-frame CartPole episode makes about 1.1 MB of HTML. ``title`` is shown
-    above the player. The buttons' icons come from a CDN (Font Awesome): offline the buttons
-    show no icons but still work (hover for their names).
+    A GIF needs no script, so it plays in a notebook that was just cloned or downloaded (which
+    Jupyter does not trust, and so runs none of its scripts), in Colab, and on GitHub. Frames
+    wider than ``max_width`` pixels are scaled down (with their aspect ratio). ``title`` is
+    written in a strip above the frames; as it never changes, it costs bytes only once. GIF
+    stores frame durations in hundredths of a second and browsers slow down faster frames, so
+    fps above 50 does not play faster: for long episodes, keep every k-th frame instead
+    (``record_episode(..., every=k)``) and divide fps by k.
     """
-    images = _resized(frames, max_width)
-    fps = check_int("fps", fps)
-    height, width = images[0].shape[:2]
-    # A figure of exactly the image's size in pixels showing the image pixel for pixel with
-    # figimage: no resampling, no axes, no margins. The Figure is made without pyplot, so the
-    # notebook never also draws it as a static image.
-    fig = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI)
-    shown = fig.figimage(images[0], origin="upper")
-
-    def draw_frame(i: int) -> list:
-        shown.set_data(images[i])
-        return [shown]
-
-    animation = FuncAnimation(fig, draw_frame, frames=len(images), interval=1000 / fps)
-    settings = {
-        # PNG: these flat-coloured renders compress better losslessly than as JPEG.
-        "animation.frame_format": "png",
-        "animation.embed_limit": 1000.0,  # MB; the default (20) silently drops long episodes
-        "savefig.dpi": "figure",
-        "savefig.bbox": "standard",  # a user's 'tight' would crop the frames
-    }
-    with matplotlib.rc_context(settings):
-        html = animation.to_jshtml(fps=fps)
-    if title:
-        # The title goes in the HTML, above the player: drawn into every frame, its
-        # anti-aliased text would cost more bytes than the frame itself.
-        html = f'<div style="font-family: sans-serif; margin: 4px 0">{escape(title)}</div>' + html
-    return HTML(html)
+    return Image(data=_gif_bytes(frames, fps, max_width, title), format="gif")
 
 
 def save_gif(
     frames: Sequence[np.ndarray], path: str | Path, fps: int = 30, max_width: int = 320
 ) -> Path:
-    """Write ``frames`` as an animated GIF that loops forever, with Pillow; return its path.
-
-    GIF stores frame durations in hundredths of a second and browsers slow down faster frames,
-    so fps above 50 does not play faster. Pillow merges identical consecutive frames into one.
-    """
-    images = [Image.fromarray(image) for image in _resized(frames, max_width)]
-    fps = check_int("fps", fps)
+    """Write ``frames`` as an animated GIF that loops forever (see ``animate``); return its path."""
+    gif = _gif_bytes(frames, fps, max_width, None)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(
-        path,
-        format="GIF",
-        save_all=True,
-        append_images=images[1:],
-        duration=round(1000 / fps),  # milliseconds per frame
-        loop=0,  # repeat forever
-    )
+    path.write_bytes(gif)
     return path
 
 
@@ -154,7 +111,7 @@ def show_episode(
     every: int = 1,
     fps: int = 30,
     max_width: int = 320,
-) -> HTML:
+) -> Image:
     """Record one episode (see ``record_episode``) and return it as an animation titled with
     its return. With ``every=k``, ``fps=30 // k`` plays it at about the real speed."""
     frames, total_reward = record_episode(env, policy, seed=seed, max_steps=max_steps, every=every)
@@ -176,6 +133,38 @@ def show_source(obj: Any, first: str | None = None, last: str | None = None) -> 
 
 
 # --------------------------------------------------------------------------------- helpers
+
+
+def _gif_bytes(frames: Sequence[np.ndarray], fps: int, max_width: int, title: str | None) -> bytes:
+    """The frames (with a title strip above them) as an animated GIF's bytes."""
+    images = _resized(frames, max_width)
+    fps = check_int("fps", fps)
+    if title:
+        images = _with_title(images, title)
+    # One palette for every frame, from up to 16 frames spread over the episode: no colour
+    # flicker from frame to frame, and unchanged pixels stay identical, so Pillow stores only
+    # each frame's changed rectangle. (Pillow maps pixels to it to within a few levels.)
+    sample = np.concatenate(images[:: max(1, len(images) // 16)])
+    palette = PILImage.fromarray(sample).quantize(colors=256, method=PILImage.Quantize.MEDIANCUT)
+    paletted = [PILImage.fromarray(image).quantize(palette=palette, dither=PILImage.Dither.NONE)
+                for image in images]
+    # GIF counts time in hundredths of a second, and browsers play anything under 2 as 10.
+    frame_ms = 10 * max(2, round(100 / fps))
+    buffer = io.BytesIO()
+    paletted[0].save(buffer, format="GIF", save_all=True, append_images=paletted[1:],
+                     duration=frame_ms, loop=0)  # loop forever
+    return buffer.getvalue()
+
+
+def _with_title(images: list[np.ndarray], title: str) -> list[np.ndarray]:
+    """The images below a white strip that holds ``title`` in black."""
+    height, width = images[0].shape[:2]
+    strip = PILImage.new("RGB", (width, 18), "white")
+    ImageDraw.Draw(strip).text((4, 2), title, fill="black", font=ImageFont.load_default(size=12))
+    strip_pixels = np.asarray(strip)
+    return [np.concatenate([strip_pixels, image]) for image in images]
+
+
 
 
 def _line_containing(lines: list[str], text: str, start: int, name: str) -> int:
@@ -211,8 +200,8 @@ def _resized(frames: Sequence[np.ndarray], max_width: int) -> list[np.ndarray]:
                 f"frames[{i}] is {frame.dtype} of shape {frame.shape}; "
                 "expected an (H, W, 3) uint8 image, as env.render() returns"
             )
-        image = Image.fromarray(frame[:, :, :3])
+        image = PILImage.fromarray(frame[:, :, :3])
         if image.size != (width, height):
-            image = image.resize((width, height), Image.BOX)  # each pixel: its area's mean
+            image = image.resize((width, height), PILImage.BOX)  # each pixel: its area's mean
         resized.append(np.asarray(image))
     return resized
