@@ -28,7 +28,8 @@ from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previ
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
 from course_utils.agents.legacy_ddpg import DDPGAgent, TD3Agent  # noqa: E402
-from course_utils.agents.legacy_dqn import DQNAgent, double_dqn_target  # noqa: E402
+from course_utils.agents import dqn  # noqa: E402
+from course_utils.agents.legacy_dqn import DQNAgent  # noqa: E402
 from course_utils.agents.legacy_sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
@@ -38,17 +39,16 @@ from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
 
-def make_dqn(env: gym.Env, size: int, learning_rate: float, epsilon_steps: int,
-             epsilon_end: float, tau: float, target_update_every: int, device: torch.device,
-             seed: int) -> DQNAgent:
-    """DQN with the Double DQN target and an MLP of two hidden layers of ``size``."""
-    n_inputs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    return DQNAgent(env.observation_space, env.action_space,
-                    network=MLPConfig(n_inputs, n_actions, 2, size, "relu"),
-                    learning_rate=learning_rate,
-                    epsilon=linear_schedule(1.0, epsilon_end, epsilon_steps),
-                    td_target=double_dqn_target, tau=tau,
-                    target_update_every=target_update_every, device=device, seed=seed)
+def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: float,
+              device: torch.device) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """Double DQN (``course_utils.agents.dqn``) with the settings' configuration."""
+    settings = SETTINGS["dqn"][env_id]
+    config = dqn.DQNConfig(env_id=env_id, total_steps=budget, seed=seed, eval_every=eval_every,
+                           solved_at=target, progress=False, device=str(device),
+                           **settings["config"])
+    tracker = dqn.train(config).tracker
+    score = tracker.last("eval_return")
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
 
 def make_ddpg(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> DDPGAgent:
@@ -99,7 +99,7 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
                     device=device, seed=seed)
 
 
-MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
+MAKERS: dict[str, Callable[..., Any]] = {"ddpg": make_ddpg, "td3": make_td3,
                                          "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
                                          "bc": make_bc, "her": make_her}
 ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
@@ -108,15 +108,17 @@ ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 # arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
 # normalize_reward), and the loop's arguments.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    # DQN: the fields of course_utils.agents.dqn.DQNConfig (Double DQN, Huber loss, the
+    # gradient's norm clipped at 10, gamma 0.99).
     "dqn": {
-        "CartPole-v1": dict(
-            agent=dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
-                       tau=0.005, target_update_every=1),
-            buffer=50_000, loop=dict(batch_size=64, learning_starts=1_000, train_every=1)),
-        "LunarLander-v3": dict(
-            agent=dict(size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05,
-                       tau=0.01, target_update_every=1),
-            buffer=100_000, loop=dict(batch_size=128, learning_starts=1_000, train_every=4)),
+        "CartPole-v1": dict(config=dict(
+            size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05, tau=0.005,
+            target_update_every=1, buffer_size=50_000, batch_size=64, learning_starts=1_000,
+            train_every=1)),
+        "LunarLander-v3": dict(config=dict(
+            size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05, tau=0.01,
+            target_update_every=1, buffer_size=100_000, batch_size=128, learning_starts=1_000,
+            train_every=4)),
     },
     "ddpg": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
                                  loop=dict(batch_size=128, learning_starts=1_000))},
@@ -249,6 +251,8 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     if algo == "bc":
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
+    if algo == "dqn":
+        return solve_dqn(env_id, seed, eval_every, budget, target, device)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
     env, eval_env = gym.make(env_id), gym.make(env_id)

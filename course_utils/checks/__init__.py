@@ -22,8 +22,8 @@ from course_utils.checks.continuous_control import (
 )
 from course_utils.checks.dqn import (
     check_double_dqn_target,
-    check_dqn_target,
-    check_linear_epsilon,
+    check_dqn_update,
+    check_epsilon_greedy_actions,
     check_polyak_update,
 )
 from course_utils.checks.dynamic_programming import (
@@ -66,8 +66,9 @@ __all__ = [
     "check_discounted_reward_to_go",
     "check_double_dqn_target",
     "check_double_q_update",
-    "check_dqn_target",
+    "check_dqn_update",
     "check_epsilon_greedy",
+    "check_epsilon_greedy_actions",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
     "check_future_goal_indices",
@@ -75,7 +76,6 @@ __all__ = [
     "check_gradient_bandit_update",
     "check_greedy_policy",
     "check_incremental_update",
-    "check_linear_epsilon",
     "check_n_step_return",
     "check_policy_evaluation",
     "check_polyak_update",
