@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_utils.tracking import Tracker, TrainConfig, TrainingRun, moving_average  # noqa: E402
+from course_utils.tracking import (Tracker, TrainConfig, TrainingRun, moving_average,  # noqa: E402
+                                   progress)
 
 
 @pytest.fixture(autouse=True)
@@ -563,3 +564,31 @@ def test_training_run_progress_line_in_jupyter_is_one_display_updated_in_place(m
     assert len(shown) < 10  # at most once a second, plus the final line
     final = shown[-1][1]
     assert "500/500" in final and "return(eval)=4" in final  # current with the last evaluation
+
+
+def test_progress_yields_every_item_behind_one_line_on_stdout(capsys):
+    assert list(progress(range(5), desc="runs")) == [0, 1, 2, 3, 4]
+    captured = capsys.readouterr()
+    assert "runs" in captured.out and "5/5" in captured.out and captured.err == ""
+
+
+def test_progress_in_jupyter_is_one_display_and_ends_with_the_count_reached(monkeypatch):
+    import course_utils.tracking as tracking
+
+    shown: list[str] = []
+
+    class Handle:
+        def update(self, data, raw):
+            shown.append(data["text/plain"])
+
+    def fake_display(data, raw, display_id):
+        shown.append(data["text/plain"])
+        return Handle()
+
+    monkeypatch.setattr(tracking, "_in_jupyter", lambda: True)
+    monkeypatch.setattr("IPython.display.display", fake_display)
+    for i in progress(iter(range(10)), desc="seeds", total=10):
+        if i == 3:
+            break
+    # Three items were finished when the loop broke: the line says so, and stays one line.
+    assert shown[0].startswith("seeds") and "3/10" in shown[-1] and len(shown) <= 3
