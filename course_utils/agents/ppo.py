@@ -129,8 +129,9 @@ class ActorCritic(nn.Module):
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: PPOConfig,
                  device: Optional[torch.device | str] = None) -> None:
         super().__init__()
-        if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
-            raise ValueError(f"observation_space must be a one-dimensional Box, got {observation_space}")
+        if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(
+                f"observation_space must be a one-dimensional Box, got {observation_space}")
         if isinstance(action_space, gym.spaces.Discrete) and action_space.start != 0:
             raise ValueError(f"action_space must be Discrete(n) starting at 0, got {action_space}")
         self.device = torch.device(device) if device is not None else get_device()
