@@ -322,8 +322,9 @@ def _kl_mistakes(log_probs, old_log_probs):
 
 def _expect_kl(result: Any, expected: float, shown: str, mistakes, hint: str) -> None:
     if isinstance(result, float):
-        raise AssertionError(f"{shown} returned a float; return a tensor (no .item()): the "
-                             "training loop calls .item() once per epoch, not per minibatch.")
+        raise AssertionError(f"{shown} returned a float; return a tensor (no .item(), which "
+                             "waits for the GPU): the update averages the minibatches' estimates "
+                             "and compares the average with target_kl once per epoch.")
     result = expect_tensor(result, (), shown)
     _expect_loss_value(result, expected, shown, mistakes, hint)
 
