@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
+from course_utils.agents import ppo  # noqa: E402
+from course_utils.agents.actor_critic import A2CAgent  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
@@ -70,9 +71,10 @@ def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
-def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> PPOAgent:
-    return PPOAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+def make_ppo(env_id: str, seed: int, total_steps: int, **settings: Any) -> ppo.PPOConfig:
+    """PPO's configuration: ``settings`` (``SETTINGS["ppo"][env_id]["config"]``), the budget
+    and the seed (``agents/ppo.py``'s ``train`` builds the agent and the environments)."""
+    return ppo.PPOConfig(total_steps=total_steps, seed=seed, progress=False, **settings)
 
 
 def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False,
@@ -102,7 +104,7 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
 MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
                                          "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
                                          "bc": make_bc, "her": make_her}
-ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
+ON_POLICY = {"a2c"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
 # arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
@@ -132,16 +134,16 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                           entropy_coef=1e-5),
                                envs=dict(n_envs=8), loop=dict(n_steps=5)),
     },
+    # PPO: the fields of agents/ppo.py's PPOConfig (environments, networks, update).
     "ppo": {
-        "CartPole-v1": dict(agent=dict(learning_rate=2.5e-3, gamma=0.98, gae_lambda=0.8,
-                                       n_epochs=10, batch_size=256),
-                            envs=dict(n_envs=8), loop=dict(n_steps=32)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.999, gae_lambda=0.98,
-                                          n_epochs=4, batch_size=256, entropy_coef=0.01),
-                               envs=dict(n_envs=16), loop=dict(n_steps=1024)),
-        "Pendulum-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.95,
-                                       n_epochs=10, batch_size=64, normalize_observations=True),
-                            envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=32, learning_rate=2.5e-3, gamma=0.98,
+                                        gae_lambda=0.8, n_epochs=10, batch_size=256)),
+        "LunarLander-v3": dict(config=dict(n_envs=16, n_steps=1024, learning_rate=1e-3,
+                                           gamma=0.999, gae_lambda=0.98, n_epochs=4,
+                                           batch_size=256, entropy_coef=0.01)),
+        "Pendulum-v1": dict(config=dict(n_envs=4, n_steps=1024, normalize_reward=True,
+                                        normalize_observations=True, learning_rate=1e-3,
+                                        gamma=0.9, gae_lambda=0.95, n_epochs=10, batch_size=64)),
     },
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
     # their mirror images, seeing the previous state with the current one; its budget and
@@ -251,6 +253,13 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
+    if algo == "ppo":
+        config = make_ppo(env_id, seed, budget, eval_every=eval_every, eval_episodes=eval_episodes,
+                          solved_at=target, **settings["config"])
+        _, tracker = ppo.train(env_id, config, device=device)
+        score = tracker.last("eval_return")
+        return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
+                score, {})
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     if algo in ON_POLICY:
