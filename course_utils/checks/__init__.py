@@ -41,10 +41,10 @@ from course_utils.checks.monte_carlo_td import (
     check_td0_update,
 )
 from course_utils.checks.policy_gradient import (
-    check_baseline_advantage,
     check_discounted_reward_to_go,
+    check_reinforce_update,
     check_reward_to_go,
-    check_surrogate_loss,
+    check_softmax_score,
 )
 from course_utils.checks.ppo import (
     check_approx_kl,
@@ -57,7 +57,6 @@ from course_utils.checks.pusht import check_bc_loss, check_coverage
 __all__ = [
     "check_actor_critic_loss",
     "check_approx_kl",
-    "check_baseline_advantage",
     "check_bc_loss",
     "check_bitflip_reward",
     "check_clipped_surrogate",
@@ -83,10 +82,11 @@ __all__ = [
     "check_polyak_update",
     "check_ppo_update",
     "check_q_learning_update",
+    "check_reinforce_update",
     "check_reward_to_go",
     "check_sac_critic_target",
     "check_sarsa_update",
-    "check_surrogate_loss",
+    "check_softmax_score",
     "check_tanh_log_prob_correction",
     "check_td0_update",
     "check_td3_target",
