@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
+from course_utils.agents import a2c  # noqa: E402
+from course_utils.agents.actor_critic import PPOAgent  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
@@ -65,9 +66,11 @@ def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
-def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> A2CAgent:
-    return A2CAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+def make_a2c(seed: int, eval_every: int, budget: int, target: float, device: torch.device,
+             **settings: Any) -> a2c.A2CConfig:
+    """A2C's whole run is its config: the settings, the budget and the evaluation protocol."""
+    return a2c.A2CConfig(total_steps=budget, seed=seed, eval_every=eval_every, solved_at=target,
+                         progress=False, device=str(device), **settings)
 
 
 def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> PPOAgent:
@@ -102,11 +105,11 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
 MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
                                          "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
                                          "bc": make_bc, "her": make_her}
-ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
+ON_POLICY = {"ppo"}  # trained on vector environments by train_on_policy (A2C: a2c.train)
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
 # arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
-# normalize_reward), and the loop's arguments.
+# normalize_reward), and the loop's arguments; for A2C the fields of its A2CConfig.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "dqn": {
         "CartPole-v1": dict(
@@ -125,12 +128,10 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
                                 loop=dict(batch_size=128, learning_starts=1_000))},
     "a2c": {
-        "CartPole-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                       value_coef=0.5, entropy_coef=0.0),
-                            envs=dict(n_envs=8), loop=dict(n_steps=5)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                          entropy_coef=1e-5),
-                               envs=dict(n_envs=8), loop=dict(n_steps=5)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                        gae_lambda=1.0, value_coef=0.5, entropy_coef=0.0)),
+        "LunarLander-v3": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                           gae_lambda=1.0, entropy_coef=1e-5)),
     },
     "ppo": {
         "CartPole-v1": dict(agent=dict(learning_rate=2.5e-3, gamma=0.98, gae_lambda=0.8,
@@ -251,6 +252,12 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
+    if algo == "a2c":
+        config = make_a2c(seed, eval_every, budget, target, device, **settings["config"])
+        _, tracker = a2c.train(env_id, config)
+        score = tracker.last("eval_return")
+        return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
+                score, {})
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     if algo in ON_POLICY:
