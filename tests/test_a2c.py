@@ -75,7 +75,7 @@ def test_collect_rollout_stores_t_by_n_and_bootstraps_truncations_from_the_final
             expected = 1.0
             if cut[i]:
                 final = torch.as_tensor(infos["final_obs"][i], dtype=torch.float32)
-                expected += 0.9 * float(model.value(final[None])[0])
+                expected += 0.9 * float(model.value(final[None])[0].detach())
             assert float(rollout.rewards[t, i]) == pytest.approx(expected, rel=1e-6)
     assert rollout.dones[2].tolist() == [1.0, 1.0] and (rollout.rewards[2] != 1.0).all()
 
@@ -104,7 +104,7 @@ def test_a2c_update_by_hand():
     assert float(metrics["loss"]) == pytest.approx(policy_loss + 0.5 * value_loss
                                                    - 0.01 * math.log(2.0), rel=1e-5)
     # ∂/∂b of 0.5 · mean((2 − b)²) is −(2 − b) = −1.5: SGD moves b to 0.5 + 0.1 · 1.5.
-    assert float(model.critic[0].bias) == pytest.approx(0.65, rel=1e-5)
+    assert float(model.critic[0].bias.detach()) == pytest.approx(0.65, rel=1e-5)
     # The actor's logits: ∂(−mean(log π(a) Â))/∂logits = −mean((onehot(a) − ½) Â) = 0 here
     # (one action of each), and the entropy of a uniform policy is at its maximum: no step.
     assert torch.allclose(model.actor[0].bias, torch.zeros(2), atol=1e-6)
