@@ -227,7 +227,7 @@ def train(env_id: str, config: A2CConfig, update: Update = a2c_update,
     model and tracker to continue an interrupted run (Adam then starts afresh).
     Returns the model (the best evaluated one with ``config.keep_best``) and the tracker.
     """
-    envs = make_vector_env(env_id, config.n_envs, seed=config.seed, gamma=config.gamma)
+    envs = make_vector_env(env_id, config.n_envs, seed=config.seed)
     eval_env = gym.make(env_id)
     if model is None:
         set_seed(config.seed)
@@ -249,12 +249,11 @@ def train(env_id: str, config: A2CConfig, update: Update = a2c_update,
             rollout, observations = collect(envs, model, observations, config.n_steps, config.gamma)
             run.update(update(model, optimizer, rollout, config))
             run.advance(config.n_steps * config.n_envs)
-            # The episodes that ended in this rollout, from RecordEpisodeStatistics (last 100).
-            new = min(envs.episode_count - episodes_seen, len(envs.return_queue))
+            # The episodes that ended in this rollout (RecordEpisodeStatistics keeps the last 100).
+            finished = min(envs.episode_count - episodes_seen, len(envs.return_queue))
             episodes_seen = envs.episode_count
-            for episode_return, length in zip(list(envs.return_queue)[-new:] if new else [],
-                                              list(envs.length_queue)[-new:] if new else []):
-                run.episode(float(episode_return), int(length))
+            for i in range(-finished, 0):
+                run.episode(float(envs.return_queue[i]), int(envs.length_queue[i]))
     envs.close()
     eval_env.close()
     return model, run.tracker
