@@ -49,7 +49,8 @@ from course_utils.checks.policy_gradient import (
 from course_utils.checks.ppo import (
     check_approx_kl,
     check_clipped_surrogate,
-    check_ppo_loss,
+    check_gaussian_log_prob,
+    check_ppo_update,
 )
 from course_utils.checks.pusht import check_bc_loss, check_coverage
 
@@ -73,6 +74,7 @@ __all__ = [
     "check_first_visit_mc_prediction",
     "check_future_goal_indices",
     "check_gae",
+    "check_gaussian_log_prob",
     "check_gradient_bandit_update",
     "check_greedy_policy",
     "check_incremental_update",
@@ -80,7 +82,7 @@ __all__ = [
     "check_n_step_return",
     "check_policy_evaluation",
     "check_polyak_update",
-    "check_ppo_loss",
+    "check_ppo_update",
     "check_q_learning_update",
     "check_reward_to_go",
     "check_sac_critic_target",

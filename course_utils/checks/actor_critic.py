@@ -14,15 +14,10 @@ The rollout and update checks run the student's function and the reference on th
 compare every stored tensor (the rollout) or every parameter after the step (the update, with
 plain SGD so that a gradient's scale shows); a mismatch is named by running the usual mistakes
 the same way and finding the one that gives the student's result.
-
-The helpers and hints of the loss checks (``_gradients``, ``HALF_HINT``, …) are shared with the
-PPO checks.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from typing import Any, Callable, Optional, Sequence
 
 import gymnasium as gym
@@ -31,8 +26,7 @@ import torch
 from torch import nn
 
 from course_utils.agents.a2c import A2CConfig, ActorCritic, Rollout
-from course_utils.checks.common import (call, expect_close, expect_tensor, fmt, Fn, passed,
-                                        references)
+from course_utils.checks.common import call, expect_tensor, fmt, Fn, passed, references
 from course_utils.returns import gae as _library_gae
 
 __all__ = [
@@ -42,11 +36,6 @@ __all__ = [
     "check_n_step_return",
 ]
 
-HALF_HINT = ("This course's value loss has no ½: value_coef · mean((R − V)²), i.e. "
-             "value_coef * F.mse_loss(values, returns). You multiplied it by ½.")
-ENTROPY_SIGN_HINT = ("The entropy bonus is SUBTRACTED: − entropy_coef · mean(H). Minimising the "
-                     "loss then keeps the entropy up, i.e. the policy exploring.")
-SUM_HINT = "Average over the batch (mean) instead of summing, for every term of the loss."
 DETACH_TARGET_HINT = ("Compute it from values.detach() (or under torch.no_grad()), or return "
                       "result.detach().")
 
@@ -101,57 +90,6 @@ def _expect_no_gradient(result: torch.Tensor, shown: str, what: str) -> None:
     if result.requires_grad:
         raise AssertionError(f"{shown} carries a gradient back into the critic's values, but "
                              f"{what} {DETACH_TARGET_HINT}")
-
-
-def _expect_loss_value(loss: torch.Tensor, expected: float, shown: str,
-                       mistakes: Sequence[tuple[float, str]], hint: str) -> None:
-    """The scalar ``loss`` equals ``expected``; otherwise the hint of the matching mistake."""
-    value = loss.item()
-    if not math.isfinite(value):
-        raise AssertionError(f"{shown} returned {value}; expected {expected:.4f}. {hint}")
-    if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-4):
-        return
-    for wrong, wrong_hint in mistakes:
-        if math.isclose(wrong, expected, rel_tol=1e-4, abs_tol=1e-4):
-            continue
-        if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-4):
-            hint = wrong_hint
-            break
-    raise AssertionError(f"{shown} returned {value:.4f}; expected {expected:.4f}. {hint}")
-
-
-def _gradients(loss: torch.Tensor, inputs: dict[str, torch.Tensor], shown: str
-               ) -> dict[str, Optional[torch.Tensor]]:
-    """∂loss/∂input for every input (None where no gradient reaches it)."""
-    if not loss.requires_grad:
-        raise AssertionError(f"{shown} has no gradient: do not detach log_probs or values, and do "
-                             "not use .item() or NumPy inside the loss.")
-    grads = torch.autograd.grad(loss, list(inputs.values()), allow_unused=True)
-    return dict(zip(inputs, grads))
-
-
-def _expect_gradient(grad: Optional[torch.Tensor], expected: torch.Tensor, argument: str,
-                     shown: str, missing: str, hint: str) -> None:
-    if grad is None or (grad.abs().max() == 0 and expected.abs().max() > 0):
-        raise AssertionError(f"{shown}: no gradient reaches {argument}. {missing}")
-    expect_close(grad, expected, f"the gradient of {shown} with respect to {argument}", hint)
-
-
-def _expect_value_and_entropy_gradients(grads: dict[str, Optional[torch.Tensor]],
-                                        difference: torch.Tensor, value_coef: float,
-                                        entropy_coef: float, shown: str) -> None:
-    """The gradients of ``… + value_coef · mean((R − V)²) − entropy_coef · mean(H)`` into
-    ``values`` and ``entropy`` (``difference`` is ``R − V``, shape ``(B,)``): the part an
-    actor-critic loss and PPO's loss share."""
-    B = len(difference)
-    _expect_gradient(grads["values"], -2.0 * value_coef * difference / B, "values", shown,
-                     "Do not detach values: the critic learns from value_coef · mean((R − V)²).",
-                     "∂L/∂V_i must be −2 · value_coef · (R_i − V_i) / B: value_coef · "
-                     "mean((R − V)²), no ½.")
-    _expect_gradient(grads["entropy"], torch.full((B,), -entropy_coef / B), "entropy", shown,
-                     "Do not detach entropy: the bonus keeps the policy exploring only if it is "
-                     "differentiated.",
-                     "∂L/∂H_i must be −entropy_coef / B: − entropy_coef · mean(H).")
 
 
 # ------------------------------------------------------------------------- the TD error (GAE, λ = 0)
