@@ -1,10 +1,10 @@
 """Exercise checks, one module per notebook; ``common`` holds what they share."""
 
 from course_utils.checks.actor_critic import (
-    check_actor_critic_loss,
+    check_a2c_update,
+    check_collect_rollout,
     check_gae,
     check_n_step_return,
-    check_td_error,
 )
 from course_utils.checks.bandits import (
     check_epsilon_greedy,
@@ -55,11 +55,12 @@ from course_utils.checks.ppo import (
 from course_utils.checks.pusht import check_bc_loss, check_coverage
 
 __all__ = [
-    "check_actor_critic_loss",
+    "check_a2c_update",
     "check_approx_kl",
     "check_bc_loss",
     "check_bitflip_reward",
     "check_clipped_surrogate",
+    "check_collect_rollout",
     "check_coverage",
     "check_ddpg_actor_loss",
     "check_ddpg_critic_target",
@@ -90,7 +91,6 @@ __all__ = [
     "check_tanh_log_prob_correction",
     "check_td0_update",
     "check_td3_target",
-    "check_td_error",
     "check_temperature_loss",
     "check_ucb_select",
     "check_value_iteration",
