@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
 from course_utils.agents.a2c import A2CConfig, Rollout, a2c_update, collect_rollout

@@ -33,10 +33,10 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from course_utils.device import get_device, set_seed
 from course_utils.envs.vector import make_vector_env
-from course_utils.loops import evaluate
 from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam
 from course_utils.returns import gae
-from course_utils.tracking import TrainConfig, Tracker, TrainingRun
+from course_utils.tracking import Tracker, TrainConfig, TrainingRun
+from course_utils.trajectory import evaluate
 from course_utils.validation import check_int
 
 

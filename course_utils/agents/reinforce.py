@@ -34,10 +34,9 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from course_utils.device import get_device, set_seed
-from course_utils.loops import evaluate
 from course_utils.nn import MLPConfig, build_mlp, flat_size
-from course_utils.tracking import TrainConfig, Tracker, TrainingRun
-from course_utils.trajectory import env_action
+from course_utils.tracking import Tracker, TrainConfig, TrainingRun
+from course_utils.trajectory import env_action, evaluate
 
 
 @dataclass

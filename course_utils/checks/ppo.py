@@ -207,7 +207,6 @@ def _check_cell(fn: Fn, name: str, i: int) -> None:
     _check_surrogate_gradient(grads["log_probs"], new, old, adv, _CLIP, shown)
 
 
-@references("course_utils.agents.actor_critic.ppo_clip_loss")
 def check_clipped_surrogate(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), old_log_probs (B,), advantages (B,), clip) -> scalar`` is PPO's
     clipped surrogate loss ``−mean(min(r·A, clip(r, 1 − ε, 1 + ε)·A))`` with
@@ -329,7 +328,6 @@ def _expect_kl(result: Any, expected: float, shown: str, mistakes, hint: str) ->
     _expect_loss_value(result, expected, shown, mistakes, hint)
 
 
-@references("course_utils.agents.actor_critic.approx_kl")
 def check_approx_kl(fn: Fn) -> None:
     """Check ``fn(log_probs (B,), old_log_probs (B,)) -> scalar`` is the approximate KL
     divergence ``mean((r − 1) − log r)`` with ``r = π / π_old = exp(log_probs −
