@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
+from course_utils.agents import a2c, ppo  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
@@ -33,8 +33,7 @@ from course_utils.agents.legacy_dqn import DQNAgent  # noqa: E402
 from course_utils.agents.legacy_sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.envs.vector import make_vector_env  # noqa: E402
-from course_utils.loops import train_goal_conditioned, train_off_policy, train_on_policy  # noqa: E402
+from course_utils.loops import train_goal_conditioned, train_off_policy  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
@@ -65,14 +64,17 @@ def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> 
                     **settings)
 
 
-def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> A2CAgent:
-    return A2CAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+def make_a2c(seed: int, eval_every: int, budget: int, target: float, device: torch.device,
+             **settings: Any) -> a2c.A2CConfig:
+    """A2C's whole run is its config: the settings, the budget and the evaluation protocol."""
+    return a2c.A2CConfig(total_steps=budget, seed=seed, eval_every=eval_every, solved_at=target,
+                         progress=False, device=str(device), **settings)
 
 
-def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> PPOAgent:
-    return PPOAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+def make_ppo(env_id: str, seed: int, total_steps: int, **settings: Any) -> ppo.PPOConfig:
+    """PPO's configuration: ``settings`` (``SETTINGS["ppo"][env_id]["config"]``), the budget
+    and the seed (``agents/ppo.py``'s ``train`` builds the agent and the environments)."""
+    return ppo.PPOConfig(total_steps=total_steps, seed=seed, progress=False, **settings)
 
 
 def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False,
@@ -102,11 +104,10 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
 MAKERS: dict[str, Callable[..., Any]] = {"ddpg": make_ddpg, "td3": make_td3,
                                          "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
                                          "bc": make_bc, "her": make_her}
-ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
-# arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
-# normalize_reward), and the loop's arguments.
+# arguments, the replay capacity and the loop's arguments (off-policy); for A2C and PPO the
+# fields of their config (A2CConfig, PPOConfig: environments, networks, update).
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # DQN: the fields of course_utils.agents.dqn.DQNConfig (Double DQN, Huber loss, the
     # gradient's norm clipped at 10, gamma 0.99).
@@ -127,23 +128,21 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
                                 loop=dict(batch_size=128, learning_starts=1_000))},
     "a2c": {
-        "CartPole-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                       value_coef=0.5, entropy_coef=0.0),
-                            envs=dict(n_envs=8), loop=dict(n_steps=5)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                          entropy_coef=1e-5),
-                               envs=dict(n_envs=8), loop=dict(n_steps=5)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                        gae_lambda=1.0, value_coef=0.5, entropy_coef=0.0)),
+        "LunarLander-v3": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                           gae_lambda=1.0, entropy_coef=1e-5)),
     },
+    # PPO: the fields of agents/ppo.py's PPOConfig (environments, networks, update).
     "ppo": {
-        "CartPole-v1": dict(agent=dict(learning_rate=2.5e-3, gamma=0.98, gae_lambda=0.8,
-                                       n_epochs=10, batch_size=256),
-                            envs=dict(n_envs=8), loop=dict(n_steps=32)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.999, gae_lambda=0.98,
-                                          n_epochs=4, batch_size=256, entropy_coef=0.01),
-                               envs=dict(n_envs=16), loop=dict(n_steps=1024)),
-        "Pendulum-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.95,
-                                       n_epochs=10, batch_size=64, normalize_observations=True),
-                            envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=32, learning_rate=2.5e-3, gamma=0.98,
+                                        gae_lambda=0.8, n_epochs=10, batch_size=256)),
+        "LunarLander-v3": dict(config=dict(n_envs=16, n_steps=1024, learning_rate=1e-3,
+                                           gamma=0.999, gae_lambda=0.98, n_epochs=4,
+                                           batch_size=256, entropy_coef=0.01)),
+        "Pendulum-v1": dict(config=dict(n_envs=4, n_steps=1024, normalize_reward=True,
+                                        normalize_observations=True, learning_rate=1e-3,
+                                        gamma=0.9, gae_lambda=0.95, n_epochs=10, batch_size=64)),
     },
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
     # their mirror images, seeing the previous state with the current one; its budget and
@@ -255,18 +254,24 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         return solve_dqn(env_id, seed, eval_every, budget, target, device)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
+    if algo in ("a2c", "ppo"):  # on-policy: each trains through its own file's train()
+        if algo == "a2c":
+            config = make_a2c(seed, eval_every, budget, target, device,
+                              eval_episodes=eval_episodes, **settings["config"])
+            _, tracker = a2c.train(env_id, config)
+        else:
+            config = make_ppo(env_id, seed, budget, eval_every=eval_every,
+                              eval_episodes=eval_episodes, solved_at=target, **settings["config"])
+            _, tracker = ppo.train(env_id, config, device=device)
+        score = tracker.last("eval_return")
+        return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
+                score, {})
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
-    if algo in ON_POLICY:
-        envs = make_vector_env(env_id, seed=seed, gamma=agent.gamma, **settings["envs"])
-        tracker = train_on_policy(envs, agent, budget, seed=seed, eval_env=eval_env,
-                                  eval_every=eval_every, solved_at=target, progress=False,
-                                  **settings["loop"])
-    else:
-        buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
-        tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
-                                   eval_every=eval_every, solved_at=target, progress=False,
-                                   **settings["loop"])
+    buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
+    tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
+                               eval_every=eval_every, solved_at=target, progress=False,
+                               **settings["loop"])
     score = tracker.last("eval_return")
     return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
