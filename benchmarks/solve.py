@@ -13,6 +13,7 @@ hyperparameters below are the course's own, chosen for time-to-solve.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -27,9 +28,8 @@ from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
-from course_utils.agents.legacy_ddpg import DDPGAgent, TD3Agent  # noqa: E402
+from course_utils.agents import ddpg, sac  # noqa: E402
 from course_utils.agents.legacy_dqn import DQNAgent, double_dqn_target  # noqa: E402
-from course_utils.agents.legacy_sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 from course_utils.envs.vector import make_vector_env  # noqa: E402
@@ -49,20 +49,6 @@ def make_dqn(env: gym.Env, size: int, learning_rate: float, epsilon_steps: int,
                     epsilon=linear_schedule(1.0, epsilon_end, epsilon_steps),
                     td_target=double_dqn_target, tau=tau,
                     target_update_every=target_update_every, device=device, seed=seed)
-
-
-def make_ddpg(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> DDPGAgent:
-    return DDPGAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                     **settings)
-
-
-def make_td3(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> TD3Agent:
-    return TD3Agent(env.observation_space, env.action_space, device=device, seed=seed, **settings)
-
-
-def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> SACAgent:
-    return SACAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
 
 
 def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> A2CAgent:
@@ -99,9 +85,14 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
                     device=device, seed=seed)
 
 
-MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "ddpg": make_ddpg, "td3": make_td3,
-                                         "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
+MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "a2c": make_a2c, "ppo": make_ppo,
                                          "bc": make_bc, "her": make_her}
+# The single-file algorithms: their config class, train function and update step.
+SINGLE_FILE: dict[str, tuple[Any, Callable[..., Any], Callable[..., Any]]] = {
+    "ddpg": (ddpg.DDPGConfig, ddpg.train, ddpg.ddpg_update),
+    "td3": (ddpg.td3_config, ddpg.train, ddpg.td3_update),
+    "sac": (sac.SACConfig, sac.train, sac.sac_update),
+}
 ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
@@ -118,12 +109,13 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                        tau=0.01, target_update_every=1),
             buffer=100_000, loop=dict(batch_size=128, learning_starts=1_000, train_every=4)),
     },
-    "ddpg": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
-                                 loop=dict(batch_size=128, learning_starts=1_000))},
-    "td3": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
-                                loop=dict(batch_size=128, learning_starts=1_000))},
-    "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
-                                loop=dict(batch_size=128, learning_starts=1_000))},
+    # ddpg, td3, sac: the fields of their config (DDPGConfig, td3_config(), SACConfig).
+    "ddpg": {"Pendulum-v1": dict(config=dict(size=64, buffer_size=50_000, batch_size=128,
+                                             learning_starts=1_000))},
+    "td3": {"Pendulum-v1": dict(config=dict(size=64, buffer_size=50_000, batch_size=128,
+                                            learning_starts=1_000))},
+    "sac": {"Pendulum-v1": dict(config=dict(size=64, learning_rate=1e-3, buffer_size=50_000,
+                                            batch_size=128, learning_starts=1_000))},
     "a2c": {
         "CartPole-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
                                        value_coef=0.5, entropy_coef=0.0),
@@ -251,6 +243,16 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
+    if algo in SINGLE_FILE:
+        make_config, train, update = SINGLE_FILE[algo]
+        os.environ["COURSE_DEVICE"] = str(device)  # where get_device() puts networks and buffer
+        config = make_config(total_steps=budget, seed=seed, eval_every=eval_every,
+                             eval_episodes=eval_episodes, solved_at=target, progress=False,
+                             **settings["config"])
+        _, tracker = train(gym.make(env_id), config, update)
+        score = tracker.last("eval_return")
+        return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
+                score, {})
     env, eval_env = gym.make(env_id), gym.make(env_id)
     agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
     if algo in ON_POLICY:
