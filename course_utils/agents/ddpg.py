@@ -287,7 +287,9 @@ def off_policy_loop(env: gym.Env, agent: Any, config: Any, update: Update,
         return {"eval_return": float(returns.mean()), "eval_return_std": float(returns.std()),
                 **extra}
 
-    latest: dict[str, torch.Tensor] = {}  # TD3's actor_loss exists every policy_delay updates
+    # TD3's actor_loss exists every policy_delay updates: each update logs the latest value of
+    # every metric (the first log period, which starts with a critic-only update, omits it).
+    latest: dict[str, torch.Tensor] = {}
     with TrainingRun(config, agent, evaluate_agent, tracker) as run:
         first_run = run.step == 0
         env.action_space.seed(config.seed if first_run else None)
