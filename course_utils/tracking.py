@@ -29,7 +29,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -39,6 +39,8 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from course_utils.validation import check_int
+
+T = TypeVar("T")
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -630,14 +632,16 @@ class _ProgressLine:
     """A progress bar that stays one line: tqdm on stdout in a terminal; in a notebook, one output
     updated in place (so the saved notebook holds one line, not one output per refresh)."""
 
-    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+    def __init__(self, total: int, initial: int, enabled: bool, desc: str = "training",
+                 unit: str = "step") -> None:
         self.enabled, self.total, self.initial = enabled, total, initial
+        self.desc, self.unit = desc, unit
         self._start, self._last_shown = time.perf_counter(), -math.inf
         self._handle: Any = None
         self._bar: Optional[tqdm] = None
         if enabled and not _in_jupyter():
             self._bar = tqdm(total=total, initial=initial, file=sys.stdout, mininterval=1.0,
-                             unit="step", desc="training")
+                             unit=unit, desc=desc)
 
     def show(self, step: int, postfix: str, final: bool = False) -> None:
         if not self.enabled:
@@ -651,8 +655,8 @@ class _ProgressLine:
             return
         self._last_shown = now
         line = tqdm.format_meter(step - self.initial, self.total - self.initial,
-                                 now - self._start, prefix="training", unit="step",
-                                 postfix=postfix, ncols=100)
+                                 now - self._start, prefix=self.desc, unit=self.unit,
+                                 postfix=postfix or None, ncols=100)
         line = line.replace(f"{step - self.initial}/{self.total - self.initial}",
                             f"{step:,}/{self.total:,}", 1)
         from IPython.display import display
@@ -664,3 +668,21 @@ class _ProgressLine:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: Optional[int] = None) -> Iterator[T]:
+    """Iterate over ``iterable`` behind one progress line, like ``tqdm(iterable, desc=desc)``: on
+    stdout in a terminal, and in a notebook one output updated in place, so the saved notebook
+    holds one line (tqdm writes a new output to stderr at every refresh). ``total`` defaults to
+    ``len(iterable)``."""
+    total = len(iterable) if total is None else total  # type: ignore[arg-type]
+    line = _ProgressLine(total, 0, True, desc=desc, unit="it")
+    done = 0
+    try:
+        for item in iterable:
+            yield item
+            done += 1
+            line.show(done, "")
+    finally:
+        line.show(done, "", final=True)
+        line.close()

@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_utils.tracking import Tracker, moving_average  # noqa: E402
+from course_utils.tracking import (Tracker, TrainConfig, TrainingRun, moving_average,  # noqa: E402
+                                   progress)
 
 
 @pytest.fixture(autouse=True)
@@ -420,3 +421,174 @@ def test_state_dict_of_an_empty_tracker():
     loaded.log(0, a=1.0)
     loaded.load_state_dict(Tracker("empty").state_dict())
     assert len(loaded) == 0 and loaded.keys == [] and loaded.name == "empty"
+
+
+# ------------------------------------------------------------------------------- TrainingRun
+
+
+class Scalar(torch.nn.Module):
+    """A one-parameter 'agent' whose evaluation score is its parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+
+def run_loop(config, agent=None, scores=None, tracker=None, interrupt_at=None, n_envs=1):
+    """A stand-in training loop: each step raises the agent's parameter by one, ends an episode
+    every 10 steps and reports an update; evaluations return the next of ``scores``."""
+    agent = agent if agent is not None else Scalar()
+    scores = iter(scores) if scores is not None else None
+    evaluate = (lambda: {"eval_return": next(scores)}) if scores is not None else None
+    with TrainingRun(config, agent, evaluate, tracker) as run:
+        while not run.finished:
+            with torch.no_grad():
+                agent.w += 1
+            run.update({"loss": torch.tensor(float(run.step))})
+            run.advance(n_envs)
+            if run.step % 10 == 0:
+                run.episode(float(run.step), 10)
+            if interrupt_at is not None and run.step >= interrupt_at:
+                raise KeyboardInterrupt
+    return run, agent
+
+
+def test_training_run_counts_steps_and_logs_updates_and_episodes():
+    config = TrainConfig(total_steps=30, log_every=10, progress=False)
+    run, agent = run_loop(config)
+    history = run.tracker.history
+    assert run.step == 30 and not run.solved and not run.interrupted and float(agent.w.detach()) == 30
+    assert run.tracker.steps("env_steps") == [10, 20, 30]
+    assert history["loss"] == [4.5, 14.5, 24.5]  # the mean of the updates since the last log
+    assert history["return"] == [10.0, 20.0, 30.0] and history["episode_length"] == [10] * 3
+    assert all(s >= 0 for s in history["steps_per_second"])
+
+
+def test_training_run_evaluates_on_schedule_and_stops_when_solved():
+    config = TrainConfig(total_steps=100, eval_every=20, solved_at=5.0, progress=False)
+    run, _ = run_loop(config, scores=[1.0, 7.0, 2.0])
+    assert run.solved and run.step == 40  # stopped at the second evaluation
+    assert run.tracker.steps("eval_return") == [20, 40]
+    assert run.tracker.history["eval_return"] == [1.0, 7.0]
+
+
+def test_training_run_keep_best_restores_the_best_evaluated_agent(capsys):
+    config = TrainConfig(total_steps=30, eval_every=10, keep_best=True, progress=False)
+    run, agent = run_loop(config, scores=[1.0, 9.0, 3.0])
+    assert float(agent.w.detach()) == 20  # the agent as it was at the step-20 evaluation
+    assert "step 20" in capsys.readouterr().out
+
+
+def test_training_run_an_interruption_keeps_everything_and_a_second_call_resumes(capsys):
+    config = TrainConfig(total_steps=50, log_every=10, progress=False)
+    run, agent = run_loop(config, interrupt_at=23)
+    assert run.interrupted and run.step == 23 and "Interrupted at step 23" in capsys.readouterr().out
+    assert run.tracker.last("env_steps") == 23  # the last row says where to continue
+    run, agent = run_loop(config, agent=agent, tracker=run.tracker)
+    assert run.step == 50 and float(agent.w.detach()) == 50
+    assert run.tracker.steps("env_steps") == [10, 20, 23, 30, 40, 50]
+
+
+def test_training_run_counts_vector_steps_and_logs_each_crossed_period():
+    config = TrainConfig(total_steps=24, log_every=10, progress=False)
+    run, _ = run_loop(config, n_envs=8)  # 8, 16, 24: crosses 10 and 20
+    assert run.tracker.steps("env_steps") == [16, 24]
+
+
+def test_training_run_a_real_error_propagates():
+    config = TrainConfig(total_steps=10, progress=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        with TrainingRun(config, Scalar()):
+            raise RuntimeError("boom")
+
+
+def test_training_run_a_non_finite_update_metric_names_itself():
+    config = TrainConfig(total_steps=10, log_every=5, progress=False)
+    with pytest.raises(FloatingPointError, match="'loss' became nan at step 5"):
+        with TrainingRun(config, Scalar()) as run:
+            for _ in range(5):
+                run.update({"loss": torch.tensor(float("nan"))})
+                run.advance()
+
+
+def test_training_run_evaluation_time_is_not_training_time():
+    import time
+
+    def slow_evaluation():
+        time.sleep(0.3)
+        return {"eval_return": 0.0}
+
+    config = TrainConfig(total_steps=2, eval_every=1, progress=False)
+    with TrainingRun(config, Scalar(), slow_evaluation) as run:
+        while not run.finished:
+            run.advance()
+    assert run.train_seconds < 0.3 and run.tracker.last("train_seconds") < 0.3
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(total_steps=-1), "total_steps"),
+    (dict(eval_every=10), "evaluate function"),
+    (dict(solved_at=1.0), "eval_every > 0"),
+    (dict(keep_best=True), "eval_every > 0"),
+    (dict(log_every=-5), "log_every"),
+])
+def test_training_run_bad_settings_name_the_setting(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingRun(TrainConfig(**settings, progress=False), Scalar())
+
+
+def test_training_run_progress_line_outside_jupyter_is_one_tqdm_bar_on_stdout(capsys):
+    config = TrainConfig(total_steps=20, log_every=10)
+    run_loop(config)
+    captured = capsys.readouterr()
+    assert "training" in captured.out and "20/20" in captured.out and captured.err == ""
+
+
+def test_training_run_progress_line_in_jupyter_is_one_display_updated_in_place(monkeypatch):
+    import course_utils.tracking as tracking
+
+    shown: list[tuple[str, str]] = []
+
+    class Handle:
+        def update(self, data, raw):
+            shown.append(("update", data["text/plain"]))
+
+    def fake_display(data, raw, display_id):
+        shown.append(("display", data["text/plain"]))
+        return Handle()
+
+    monkeypatch.setattr(tracking, "_in_jupyter", lambda: True)
+    monkeypatch.setattr("IPython.display.display", fake_display)
+    run_loop(TrainConfig(total_steps=500, eval_every=250, progress=True), scores=[3.0, 4.0])
+    assert [kind for kind, _ in shown].count("display") == 1
+    assert len(shown) < 10  # at most once a second, plus the final line
+    final = shown[-1][1]
+    assert "500/500" in final and "return(eval)=4" in final  # current with the last evaluation
+
+
+def test_progress_yields_every_item_behind_one_line_on_stdout(capsys):
+    assert list(progress(range(5), desc="runs")) == [0, 1, 2, 3, 4]
+    captured = capsys.readouterr()
+    assert "runs" in captured.out and "5/5" in captured.out and captured.err == ""
+
+
+def test_progress_in_jupyter_is_one_display_and_ends_with_the_count_reached(monkeypatch):
+    import course_utils.tracking as tracking
+
+    shown: list[str] = []
+
+    class Handle:
+        def update(self, data, raw):
+            shown.append(data["text/plain"])
+
+    def fake_display(data, raw, display_id):
+        shown.append(data["text/plain"])
+        return Handle()
+
+    monkeypatch.setattr(tracking, "_in_jupyter", lambda: True)
+    monkeypatch.setattr("IPython.display.display", fake_display)
+    for i in progress(iter(range(10)), desc="seeds", total=10):
+        if i == 3:
+            break
+    # Three items were finished when the loop broke: the line says so, and stays one line.
+    assert shown[0].startswith("seeds") and "3/10" in shown[-1] and len(shown) <= 3
