@@ -132,30 +132,35 @@ class DDPGAgent(nn.Module):
         self.critic_optimizer = make_adam(self.critics.parameters(), config.critic_learning_rate)
         self.noise = ExplorationNoise(n_actions, config.exploration_noise, config.ou_theta,
                                       generator=self.generator)
-        self.low, self.high = (torch.as_tensor(b, dtype=torch.float32, device=self.device)
-                               for b in (action_space.low, action_space.high))
+        self.centre, self.half_width = action_box(action_space, self.device)
         self.updates = 0
         self.buffer: Optional[ReplayBuffer] = None  # made by train, kept to continue a run
 
     def to_env(self, unit_actions: torch.Tensor) -> np.ndarray:
-        """``low + (a + 1)/2 · (high − low)`` for ``a`` in ``[-1, 1]^d``, as NumPy."""
-        return (self.low + (unit_actions + 1) / 2 * (self.high - self.low)).cpu().numpy()
+        """``centre + a · half_width`` for ``a`` in ``[-1, 1]^d``: the box's bounds, as NumPy."""
+        return (self.centre + self.half_width * unit_actions).cpu().numpy()
 
     @torch.no_grad()
     def greedy_action(self, observation: np.ndarray) -> np.ndarray:
         """``μ(s)`` scaled to the bounds: the evaluation action."""
         observation = torch.as_tensor(observation, dtype=torch.float32, device=self.device)
-        return self.to_env(self.actor(observation[None])[0])
+        return self.to_env(self.actor(observation))
 
     @torch.no_grad()
     def explore(self, observation: np.ndarray) -> torch.Tensor:
         """``clip(μ(s) + ε, −1, 1)`` in the unit box, shape ``(d,)``: the training action."""
         observation = torch.as_tensor(observation, dtype=torch.float32, device=self.device)
-        action = self.actor(observation[None])[0] + self.noise().to(self.device)
-        return action.clamp(-1.0, 1.0)
+        return (self.actor(observation) + self.noise().to(self.device)).clamp(-1.0, 1.0)
 
     def end_episode(self) -> None:
         self.noise.reset()
+
+
+def action_box(action_space: gym.spaces.Box, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The box's centre ``(high + low)/2`` and half-width ``(high − low)/2``, each ``(d,)``."""
+    low, high = (torch.as_tensor(b, dtype=torch.float32, device=device)
+                 for b in (action_space.low, action_space.high))
+    return (high + low) / 2, (high - low) / 2
 
 
 def check_box_action_space(action_space: gym.Space, algorithm: str) -> None:
@@ -278,7 +283,7 @@ def off_policy_loop(env: gym.Env, agent: Any, config: Any, update: Update,
         agent.buffer = ReplayBuffer.for_env(env, config.buffer_size, device=agent.device,
                                             seed=config.seed)
     eval_env = gym.make(env.spec) if config.eval_every else None
-    low, high = env.action_space.low, env.action_space.high
+    centre, half_width = (b.cpu().numpy() for b in action_box(env.action_space, agent.device))
 
     def evaluate_agent() -> dict[str, float]:
         returns = evaluate(eval_env, agent.greedy_action, config.eval_episodes,
@@ -298,15 +303,15 @@ def off_policy_loop(env: gym.Env, agent: Any, config: Any, update: Update,
         episode_return, episode_length = 0.0, 0
         while not run.finished:
             if run.step < config.learning_starts:  # uniform in the box = uniform in the unit box
-                unit = torch.as_tensor(2 * (env.action_space.sample() - low) / (high - low) - 1,
-                                       device=agent.device)
+                action = env.action_space.sample()
+                unit = (action - centre) / half_width
             else:
-                unit = agent.explore(observation)
-            next_observation, reward, terminated, truncated, _ = env.step(agent.to_env(unit))
+                unit = agent.explore(observation).cpu().numpy()
+                action = agent.to_env(torch.as_tensor(unit, device=agent.device))
+            next_observation, reward, terminated, truncated, _ = env.step(action)
             # s' is the true next state, also at truncation; the update masks with `terminated`
             # only, so a transition cut by the time limit bootstraps from its s'.
-            agent.buffer.add(observation, unit.cpu().numpy(), reward, next_observation,
-                             terminated, truncated)
+            agent.buffer.add(observation, unit, reward, next_observation, terminated, truncated)
             episode_return += float(reward)
             episode_length += 1
             step = run.step + 1

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.agents.ddpg import QCritic, Update, check_box_action_space, off_policy_loop
+from course_utils.agents.ddpg import (QCritic, Update, action_box, check_box_action_space,
+                                      off_policy_loop)
 from course_utils.buffers import ReplayBatch, ReplayBuffer
 from course_utils.device import get_device
 from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, polyak_update
@@ -85,9 +86,10 @@ def sample_action(actor: SquashedGaussianActor, observations: torch.Tensor,
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """A reparameterised action ``a = tanh(μ + σ ξ)`` ``(B, d)`` and ``log π(a|s)`` ``(B,)``."""
     mean, log_std = actor(observations)
-    pre_tanh = mean + log_std.exp() * torch.randn_like(mean)  # differentiable in μ and σ
+    std = log_std.exp()
+    pre_tanh = mean + std * torch.randn_like(mean)  # differentiable in μ and σ
     # log N(u; μ, σ) summed over the action dimensions, with (u − μ)/σ = ξ.
-    gaussian_log_prob = (-0.5 * ((pre_tanh - mean) / log_std.exp()) ** 2 - log_std
+    gaussian_log_prob = (-0.5 * ((pre_tanh - mean) / std) ** 2 - log_std
                          - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
     return torch.tanh(pre_tanh), gaussian_log_prob - correction(pre_tanh)
 
@@ -113,20 +115,19 @@ class SACAgent(nn.Module):
         self.actor_optimizer = make_adam(self.actor.parameters(), config.learning_rate)
         self.critic_optimizer = make_adam(self.critics.parameters(), config.learning_rate)
         self.alpha_optimizer = make_adam([self.log_alpha], config.learning_rate)
-        self.low, self.high = (torch.as_tensor(b, dtype=torch.float32, device=self.device)
-                               for b in (action_space.low, action_space.high))
+        self.centre, self.half_width = action_box(action_space, self.device)
         self.updates = 0
         self.buffer: Optional[ReplayBuffer] = None  # made by the loop, kept to continue a run
 
     def to_env(self, unit_actions: torch.Tensor) -> np.ndarray:
-        """``low + (a + 1)/2 · (high − low)`` for ``a`` in ``[-1, 1]^d``, as NumPy."""
-        return (self.low + (unit_actions + 1) / 2 * (self.high - self.low)).cpu().numpy()
+        """``centre + a · half_width`` for ``a`` in ``[-1, 1]^d``: the box's bounds, as NumPy."""
+        return (self.centre + self.half_width * unit_actions).cpu().numpy()
 
     @torch.no_grad()
     def greedy_action(self, observation: np.ndarray) -> np.ndarray:
         """``tanh(μ(s))`` scaled to the bounds: the evaluation action."""
         observation = torch.as_tensor(observation, dtype=torch.float32, device=self.device)
-        return self.to_env(torch.tanh(self.actor(observation[None])[0][0]))
+        return self.to_env(torch.tanh(self.actor(observation)[0]))
 
     @torch.no_grad()
     def explore(self, observation: np.ndarray) -> torch.Tensor:
