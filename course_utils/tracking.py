@@ -537,7 +537,7 @@ class TrainingRun:
             self._evaluate()
         if config.live_plot_every and _crossed(before, self.step, config.live_plot_every):
             self.tracker.live_plot([k for k in self.plot_keys if k in self.tracker.keys])
-        self._bar.show(self.step, self._postfix)  # formatted only when it is displayed
+        self._bar.show(self.step, self._postfix())
 
     def episode(self, episode_return: float, length: int, **metrics: float) -> None:
         """Log one finished training episode (its undiscounted return and its length)."""
@@ -643,24 +643,17 @@ class _ProgressLine:
             self._bar = tqdm(total=total, initial=initial, file=sys.stdout, mininterval=1.0,
                              unit=unit, desc=desc)
 
-    def show(self, step: int, postfix: str | Callable[[], str], final: bool = False) -> None:
-        """Show ``step`` and ``postfix`` (or what the callable ``postfix`` returns: called only
-        when the line is redrawn, at most once a second, so that a loop can call this every step)."""
+    def show(self, step: int, postfix: str, final: bool = False) -> None:
         if not self.enabled:
             return
-        now = time.perf_counter()
-        redraw = final or now - self._last_shown >= 1.0
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
-            if redraw:
-                self._last_shown = now
-                self._bar.set_postfix_str(postfix() if callable(postfix) else postfix,
-                                          refresh=False)
+            self._bar.set_postfix_str(postfix, refresh=False)
             return
-        if not redraw:
+        now = time.perf_counter()
+        if not final and now - self._last_shown < 1.0:
             return
         self._last_shown = now
-        postfix = postfix() if callable(postfix) else postfix
         line = tqdm.format_meter(step - self.initial, self.total - self.initial,
                                  now - self._start, prefix=self.desc, unit=self.unit,
                                  postfix=postfix or None, ncols=100)
