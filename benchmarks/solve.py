@@ -13,6 +13,7 @@ hyperparameters below are the course's own, chosen for time-to-solve.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -24,41 +25,68 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents.actor_critic import A2CAgent, PPOAgent  # noqa: E402
+from course_utils.agents import a2c, ddpg, ppo, sac  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
-from course_utils.agents import ddpg, sac  # noqa: E402
-from course_utils.agents.legacy_dqn import DQNAgent, double_dqn_target  # noqa: E402
+from course_utils.agents import dqn  # noqa: E402
+from course_utils.agents.legacy_dqn import DQNAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.envs.vector import make_vector_env  # noqa: E402
-from course_utils.loops import train_goal_conditioned, train_off_policy, train_on_policy  # noqa: E402
+from course_utils.loops import train_goal_conditioned  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
 
-def make_dqn(env: gym.Env, size: int, learning_rate: float, epsilon_steps: int,
-             epsilon_end: float, tau: float, target_update_every: int, device: torch.device,
-             seed: int) -> DQNAgent:
-    """DQN with the Double DQN target and an MLP of two hidden layers of ``size``."""
-    n_inputs, n_actions = env.observation_space.shape[0], int(env.action_space.n)
-    return DQNAgent(env.observation_space, env.action_space,
-                    network=MLPConfig(n_inputs, n_actions, 2, size, "relu"),
-                    learning_rate=learning_rate,
-                    epsilon=linear_schedule(1.0, epsilon_end, epsilon_steps),
-                    td_target=double_dqn_target, tau=tau,
-                    target_update_every=target_update_every, device=device, seed=seed)
+def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: float,
+              device: torch.device) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """Double DQN (``course_utils.agents.dqn``) with the settings' configuration."""
+    settings = SETTINGS["dqn"][env_id]
+    config = dqn.DQNConfig(env_id=env_id, total_steps=budget, seed=seed, eval_every=eval_every,
+                           solved_at=target, progress=False, device=str(device),
+                           **settings["config"])
+    tracker = dqn.train(config).tracker
+    score = tracker.last("eval_return")
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
 
-def make_a2c(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> A2CAgent:
-    return A2CAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+# DDPG and TD3 (agents/ddpg.py) and SAC (agents/sac.py): their config, train and update step.
+OFF_POLICY: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+    "ddpg": (ddpg.DDPGConfig, ddpg.train, ddpg.ddpg_update),
+    "td3": (ddpg.td3_config, ddpg.train, ddpg.td3_update),
+    "sac": (sac.SACConfig, sac.train, sac.sac_update),
+}
 
 
-def make_ppo(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> PPOAgent:
-    return PPOAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+def solve_off_policy(algo: str, env_id: str, seed: int, eval_every: int, budget: int,
+                     target: float, device: torch.device,
+                     eval_episodes: int = 10) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """DDPG, TD3 or SAC through its file's ``train`` with the settings' configuration."""
+    make_config, train, update = OFF_POLICY[algo]
+    os.environ["COURSE_DEVICE"] = str(device)  # where get_device() puts networks and buffer
+    config = make_config(total_steps=budget, seed=seed, eval_every=eval_every,
+                         eval_episodes=eval_episodes, solved_at=target, progress=False,
+                         **SETTINGS[algo][env_id]["config"])
+    _, tracker = train(gym.make(env_id), config, update)
+    score = tracker.last("eval_return")
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
+
+
+solve_ddpg, solve_td3, solve_sac = (functools.partial(solve_off_policy, algo)
+                                    for algo in ("ddpg", "td3", "sac"))
+
+
+def make_a2c(seed: int, eval_every: int, budget: int, target: float, device: torch.device,
+             **settings: Any) -> a2c.A2CConfig:
+    """A2C's whole run is its config: the settings, the budget and the evaluation protocol."""
+    return a2c.A2CConfig(total_steps=budget, seed=seed, eval_every=eval_every, solved_at=target,
+                         progress=False, device=str(device), **settings)
+
+
+def make_ppo(env_id: str, seed: int, total_steps: int, **settings: Any) -> ppo.PPOConfig:
+    """PPO's configuration: ``settings`` (``SETTINGS["ppo"][env_id]["config"]``), the budget
+    and the seed (``agents/ppo.py``'s ``train`` builds the agent and the environments)."""
+    return ppo.PPOConfig(total_steps=total_steps, seed=seed, progress=False, **settings)
 
 
 def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False,
@@ -85,29 +113,24 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
                     device=device, seed=seed)
 
 
-MAKERS: dict[str, Callable[..., Any]] = {"dqn": make_dqn, "a2c": make_a2c, "ppo": make_ppo,
-                                         "bc": make_bc, "her": make_her}
-# The single-file algorithms: their config class, train function and update step.
-SINGLE_FILE: dict[str, tuple[Any, Callable[..., Any], Callable[..., Any]]] = {
-    "ddpg": (ddpg.DDPGConfig, ddpg.train, ddpg.ddpg_update),
-    "td3": (ddpg.td3_config, ddpg.train, ddpg.td3_update),
-    "sac": (sac.SACConfig, sac.train, sac.sac_update),
-}
-ON_POLICY = {"a2c", "ppo"}  # trained on vector environments by train_on_policy
+MAKERS: dict[str, Callable[..., Any]] = {"a2c": make_a2c, "ppo": make_ppo, "bc": make_bc,
+                                         "her": make_her}
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
-# arguments, the replay capacity (off-policy) or the vector environments (on-policy: n_envs,
-# normalize_reward), and the loop's arguments.
+# arguments, the replay capacity and the loop's arguments (off-policy); for A2C and PPO the
+# fields of their config (A2CConfig, PPOConfig: environments, networks, update).
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    # DQN: the fields of course_utils.agents.dqn.DQNConfig (Double DQN, Huber loss, the
+    # gradient's norm clipped at 10, gamma 0.99).
     "dqn": {
-        "CartPole-v1": dict(
-            agent=dict(size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05,
-                       tau=0.005, target_update_every=1),
-            buffer=50_000, loop=dict(batch_size=64, learning_starts=1_000, train_every=1)),
-        "LunarLander-v3": dict(
-            agent=dict(size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05,
-                       tau=0.01, target_update_every=1),
-            buffer=100_000, loop=dict(batch_size=128, learning_starts=1_000, train_every=4)),
+        "CartPole-v1": dict(config=dict(
+            size=64, learning_rate=1e-3, epsilon_steps=5_000, epsilon_end=0.05, tau=0.005,
+            target_update_every=1, buffer_size=50_000, batch_size=64, learning_starts=1_000,
+            train_every=1)),
+        "LunarLander-v3": dict(config=dict(
+            size=128, learning_rate=1e-3, epsilon_steps=12_000, epsilon_end=0.05, tau=0.01,
+            target_update_every=1, buffer_size=100_000, batch_size=128, learning_starts=1_000,
+            train_every=4)),
     },
     # ddpg, td3, sac: the fields of their config (DDPGConfig, td3_config(), SACConfig).
     "ddpg": {"Pendulum-v1": dict(config=dict(size=64, buffer_size=50_000, batch_size=128,
@@ -117,23 +140,21 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "sac": {"Pendulum-v1": dict(config=dict(size=64, learning_rate=1e-3, buffer_size=50_000,
                                             batch_size=128, learning_starts=1_000))},
     "a2c": {
-        "CartPole-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                       value_coef=0.5, entropy_coef=0.0),
-                            envs=dict(n_envs=8), loop=dict(n_steps=5)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0,
-                                          entropy_coef=1e-5),
-                               envs=dict(n_envs=8), loop=dict(n_steps=5)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                        gae_lambda=1.0, value_coef=0.5, entropy_coef=0.0)),
+        "LunarLander-v3": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
+                                           gae_lambda=1.0, entropy_coef=1e-5)),
     },
+    # PPO: the fields of agents/ppo.py's PPOConfig (environments, networks, update).
     "ppo": {
-        "CartPole-v1": dict(agent=dict(learning_rate=2.5e-3, gamma=0.98, gae_lambda=0.8,
-                                       n_epochs=10, batch_size=256),
-                            envs=dict(n_envs=8), loop=dict(n_steps=32)),
-        "LunarLander-v3": dict(agent=dict(learning_rate=1e-3, gamma=0.999, gae_lambda=0.98,
-                                          n_epochs=4, batch_size=256, entropy_coef=0.01),
-                               envs=dict(n_envs=16), loop=dict(n_steps=1024)),
-        "Pendulum-v1": dict(agent=dict(learning_rate=1e-3, gamma=0.9, gae_lambda=0.95,
-                                       n_epochs=10, batch_size=64, normalize_observations=True),
-                            envs=dict(n_envs=4, normalize_reward=True), loop=dict(n_steps=1024)),
+        "CartPole-v1": dict(config=dict(n_envs=8, n_steps=32, learning_rate=2.5e-3, gamma=0.98,
+                                        gae_lambda=0.8, n_epochs=10, batch_size=256)),
+        "LunarLander-v3": dict(config=dict(n_envs=16, n_steps=1024, learning_rate=1e-3,
+                                           gamma=0.999, gae_lambda=0.98, n_epochs=4,
+                                           batch_size=256, entropy_coef=0.01)),
+        "Pendulum-v1": dict(config=dict(n_envs=4, n_steps=1024, normalize_reward=True,
+                                        normalize_observations=True, learning_rate=1e-3,
+                                        gamma=0.9, gae_lambda=0.95, n_epochs=10, batch_size=64)),
     },
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
     # their mirror images, seeing the previous state with the current one; its budget and
@@ -241,32 +262,23 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     if algo == "bc":
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
+    if algo == "dqn":
+        return solve_dqn(env_id, seed, eval_every, budget, target, device)
     if algo == "her":
         return solve_her(env_id, seed, eval_every, budget, target, device, n_bits, eval_episodes)
-    if algo in SINGLE_FILE:
-        make_config, train, update = SINGLE_FILE[algo]
-        os.environ["COURSE_DEVICE"] = str(device)  # where get_device() puts networks and buffer
-        config = make_config(total_steps=budget, seed=seed, eval_every=eval_every,
-                             eval_episodes=eval_episodes, solved_at=target, progress=False,
-                             **settings["config"])
-        _, tracker = train(gym.make(env_id), config, update)
+    if algo in ("a2c", "ppo"):  # on-policy: each trains through its own file's train()
+        if algo == "a2c":
+            config = make_a2c(seed, eval_every, budget, target, device,
+                              eval_episodes=eval_episodes, **settings["config"])
+            _, tracker = a2c.train(env_id, config)
+        else:
+            config = make_ppo(env_id, seed, budget, eval_every=eval_every,
+                              eval_episodes=eval_episodes, solved_at=target, **settings["config"])
+            _, tracker = ppo.train(env_id, config, device=device)
         score = tracker.last("eval_return")
         return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
                 score, {})
-    env, eval_env = gym.make(env_id), gym.make(env_id)
-    agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
-    if algo in ON_POLICY:
-        envs = make_vector_env(env_id, seed=seed, gamma=agent.gamma, **settings["envs"])
-        tracker = train_on_policy(envs, agent, budget, seed=seed, eval_env=eval_env,
-                                  eval_every=eval_every, solved_at=target, progress=False,
-                                  **settings["loop"])
-    else:
-        buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
-        tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
-                                   eval_every=eval_every, solved_at=target, progress=False,
-                                   **settings["loop"])
-    score = tracker.last("eval_return")
-    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
+    return solve_off_policy(algo, env_id, seed, eval_every, budget, target, device, eval_episodes)
 
 
 def main() -> None:

@@ -18,28 +18,20 @@ import json
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # solve.py, however this is started
 from solve import SETTINGS, make_ppo  # noqa: E402
 
-from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.envs.vector import make_vector_env  # noqa: E402
-from course_utils.loops import train_on_policy  # noqa: E402
+from course_utils.agents.ppo import train  # noqa: E402
+from course_utils.device import get_device  # noqa: E402
 
 
 def measure(env_id: str, n_envs: int, total_steps: int, device: torch.device, seed: int = 0) -> dict:
     """Train PPO for ``total_steps`` steps on ``n_envs`` environments; its speed as a dict."""
-    settings = SETTINGS["ppo"][env_id]
-    set_seed(seed)
-    envs = make_vector_env(env_id, n_envs, seed=seed, gamma=settings["agent"]["gamma"],
-                           **{k: v for k, v in settings["envs"].items() if k != "n_envs"})
-    agent = make_ppo(gym.make(env_id), device=device, seed=seed, **settings["agent"])
-    tracker = train_on_policy(envs, agent, total_steps, seed=seed, progress=False,
-                              **settings["loop"])
-    envs.close()
-    return {"algo": "ppo", "env": env_id, "n_envs": n_envs, "n_steps": settings["loop"]["n_steps"],
+    settings = {**SETTINGS["ppo"][env_id]["config"], "n_envs": n_envs}
+    _, tracker = train(env_id, make_ppo(env_id, seed, total_steps, **settings), device=device)
+    return {"algo": "ppo", "env": env_id, "n_envs": n_envs, "n_steps": settings["n_steps"],
             "device": str(device), "threads": torch.get_num_threads(),
             "env_steps": int(tracker.last("env_steps")),
             "steps_per_second": round(float(tracker.last("steps_per_second")), 1)}

@@ -14,15 +14,6 @@ for the networks without a copy::
 bootstraps from ``s'``). ``next_observation`` must therefore be the true next state, also at
 truncation, not the first observation of the next episode.
 
-A ``RolloutBuffer`` holds one rollout of on-policy learning (A2C, PPO): ``T`` steps of ``N``
-environments stepped together, in ``(T, N, ...)`` tensors, and turns it into GAE advantages and
-returns, then into shuffled minibatches of the ``T·N`` samples::
-
-    rollout = RolloutBuffer.for_env(envs, n_steps=128, device=get_device())
-    rollout.add(observations, actions, log_probs, rewards, values, terminated, truncated)  # × T
-    rollout.compute_advantages(last_values, gamma=0.99, lam=0.95)
-    for batch in rollout.minibatches(batch_size=256): ...
-
 Hindsight Experience Replay (HER) stores an episode of a goal environment into a
 ``ReplayBuffer`` of ``concat(observation, goal)`` observations, once with its own goal and ``k``
 times per transition with goals the episode achieved (``store_episode``); the replay strategy
@@ -36,14 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from course_utils.device import get_device
-from course_utils.returns import gae
 from course_utils.validation import check_int
 
 
@@ -286,200 +276,6 @@ class ReplayBuffer:
     def load(self, path: Union[str, Path]) -> None:
         """Read a buffer written by ``save`` into this one."""
         self.load_state_dict(torch.load(path, weights_only=True))
-
-
-@dataclass(frozen=True)
-class RolloutBatch:
-    """A minibatch of ``B`` samples of a rollout, each field a tensor with leading dimension ``B``.
-
-    ``observations`` ``(B, *obs_shape)``, ``actions`` ``(B, *action_shape)``; ``log_probs``
-    (``log π_old(a|o)`` when the action was taken), ``values`` (``V_old(o)``), ``advantages``
-    and ``returns`` (``advantages + values``, the critic's regression target) are ``(B,)``.
-    """
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    log_probs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.log_probs)
-
-
-class RolloutBuffer:
-    """One on-policy rollout: ``n_steps`` steps of ``n_envs`` environments, stored ``(T, N, ...)``.
-
-    Args:
-        n_steps: T, the steps per environment in one rollout.
-        n_envs: N, the environments stepped together.
-        observation_shape, action_shape: of one environment (``()`` for a discrete action).
-        observation_dtype, action_dtype: the stored dtypes.
-        device: where the tensors live (default ``get_device()``).
-        seed: seeds the generator that shuffles ``minibatches``.
-
-    ``add`` stores one step of all N environments; after T of them the buffer is ``full``,
-    ``compute_advantages`` fills ``advantages`` and ``returns``, ``minibatches`` iterates over
-    the ``T·N`` samples, and ``reset`` empties it for the next rollout.
-
-    Episode ends: ``terminated`` steps do not bootstrap (``V(s_{t+1}) = 0``). A ``truncated``
-    step (a time limit) does: its next state still has a future, worth ``V(final observation)``,
-    given to ``add`` as ``bootstrap_values``. With same-step autoreset, the observation stored
-    after such a step is the first of the next episode, so ``compute_advantages`` must not use it.
-    """
-
-    def __init__(self, n_steps: int, n_envs: int, observation_shape: tuple[int, ...],
-                 action_shape: tuple[int, ...] = (),
-                 observation_dtype: torch.dtype = torch.float32,
-                 action_dtype: torch.dtype = torch.int64,
-                 device: Optional[Union[torch.device, str]] = None,
-                 seed: Optional[int] = None) -> None:
-        self.n_steps = check_int("n_steps", n_steps)
-        self.n_envs = check_int("n_envs", n_envs)
-        self.device = torch.device(device) if device is not None else get_device()
-        shapes = {"observations": tuple(observation_shape), "actions": tuple(action_shape),
-                  "log_probs": (), "rewards": (), "values": (), "terminated": (),
-                  "truncated": (), "bootstrap_values": ()}
-        dtypes = {"observations": observation_dtype, "actions": action_dtype,
-                  "terminated": torch.bool, "truncated": torch.bool}
-        self._storage = {name: torch.zeros((self.n_steps, self.n_envs, *shape),
-                                           dtype=dtypes.get(name, torch.float32),
-                                           device=self.device)
-                         for name, shape in shapes.items()}
-        self._accepted_kinds = {name: _ACCEPTED_KINDS[_dtype_kind(t)]
-                                for name, t in self._storage.items()}
-        self.advantages: Optional[torch.Tensor] = None  # (T, N), set by compute_advantages
-        self.returns: Optional[torch.Tensor] = None
-        self.step = 0  # where the next step goes
-        # Permutations are drawn on the CPU (reproducible across devices), then moved.
-        self._generator = torch.Generator()
-        if seed is not None:
-            self._generator.manual_seed(seed)
-        else:
-            self._generator.seed()
-
-    @classmethod
-    def for_env(cls, envs: gym.vector.VectorEnv, n_steps: int,
-                device: Optional[Union[torch.device, str]] = None,
-                seed: Optional[int] = None) -> "RolloutBuffer":
-        """A buffer shaped for a vector environment's single observation and action spaces."""
-        observation_shape, observation_dtype = _space_layout(envs.single_observation_space,
-                                                             "observation space")
-        action_shape, action_dtype = _space_layout(envs.single_action_space, "action space")
-        return cls(n_steps, envs.num_envs, observation_shape, action_shape, observation_dtype,
-                   action_dtype, device, seed)
-
-    def __getattr__(self, name: str) -> torch.Tensor:
-        """The stored fields as ``(T, N, ...)`` tensors: ``rollout.rewards``, ``rollout.values``…"""
-        storage = self.__dict__.get("_storage", {})
-        if name in storage:
-            return storage[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __len__(self) -> int:
-        """The number of samples stored: steps so far × environments."""
-        return self.step * self.n_envs
-
-    def __repr__(self) -> str:
-        return (f"RolloutBuffer({self.step}/{self.n_steps} steps × {self.n_envs} envs, "
-                f"observations {tuple(self.observations.shape[2:])}, actions "
-                f"{tuple(self.actions.shape[2:])} {self.actions.dtype}, on {self.device})")
-
-    @property
-    def full(self) -> bool:
-        return self.step == self.n_steps
-
-    def reset(self) -> None:
-        """Empty the buffer for the next rollout (the tensors are reused, not reallocated)."""
-        self.step = 0
-        self.advantages = self.returns = None
-
-    def add(self, observations: Any, actions: Any, log_probs: Any, rewards: Any, values: Any,
-            terminated: Any, truncated: Any, bootstrap_values: Any = None) -> None:
-        """Store step t of all N environments; each argument has leading dimension N.
-
-        ``observations`` ``(N, *obs_shape)`` are those the actions were chosen on;
-        ``bootstrap_values`` ``(N,)`` is ``V(final observation)`` where an episode was truncated
-        at this step (anything elsewhere; ``None``: no truncation).
-        """
-        if self.full:
-            raise ValueError(f"add: the rollout is full ({self.n_steps} steps); compute the "
-                             "advantages, update, then reset() it")
-        if bootstrap_values is None:  # no truncation at this step
-            bootstrap_values = torch.zeros(self.n_envs, device=self.device)
-        values_given = {"observations": observations, "actions": actions,
-                        "log_probs": log_probs, "rewards": rewards, "values": values,
-                        "terminated": terminated, "truncated": truncated,
-                        "bootstrap_values": bootstrap_values}
-        # Every field is checked before any is written: a bad value leaves the buffer unchanged.
-        tensors = {name: self._checked(name, value) for name, value in values_given.items()}
-        for name, tensor in tensors.items():
-            self._storage[name][self.step] = tensor
-        self.step += 1
-
-    def _checked(self, name: str, value: Any) -> torch.Tensor:
-        """``value`` as a tensor of the stored dtype and shape ``(N, ...)``, or an error naming it."""
-        stored = self._storage[name]
-        array = value.detach() if isinstance(value, torch.Tensor) else np.asarray(value)
-        if tuple(array.shape) != tuple(stored.shape[1:]):
-            raise ValueError(f"{name}: expected shape {tuple(stored.shape[1:])} (n_envs first), "
-                             f"got {tuple(array.shape)}")
-        return _converted(name, value, array, stored.dtype, self._accepted_kinds[name],
-                          self.device)
-
-    def compute_advantages(self, last_values: torch.Tensor, gamma: float = 0.99,
-                           lam: float = 0.95, advantage_fn: Callable[..., torch.Tensor] = gae
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """GAE(λ) advantages and returns ``(T, N)`` of the full rollout (also kept as attributes).
-
-        ``last_values`` ``(N,)``: ``V`` of the observations after the last step. The value
-        that follows step t is ``V(o_{t+1})``, except where step t truncated an episode: there
-        the next stored observation belongs to the next episode, and ``V(final observation)``
-        (``bootstrap_values``) takes its place. This is what SB3 and CleanRL do by adding
-        ``γ V(final observation)`` to the reward of a truncated step; ``returns.gae`` takes it as
-        ``next_values`` instead, so the stored rewards stay the environment's. ``done`` stops
-        the λ-trace at every episode end, so no advantage leaks from one episode into the next.
-
-        ``advantage_fn``: ``returns.gae`` or a student's function of its signature,
-        ``(rewards, values, next_values, terminated, done, gamma, lam) -> advantages``, called
-        with ``(T, N)`` float tensors (the masks as 0.0/1.0); its result must have shape ``(T, N)``.
-        """
-        if not self.full:
-            raise ValueError(f"compute_advantages: the rollout has {self.step} of "
-                             f"{self.n_steps} steps; fill it first")
-        last_values = torch.as_tensor(last_values, dtype=torch.float32, device=self.device)
-        if last_values.shape != (self.n_envs,):
-            raise ValueError(f"last_values: expected shape ({self.n_envs},), "
-                             f"got {tuple(last_values.shape)}")
-        next_values = torch.cat([self.values[1:], last_values[None]])
-        next_values = torch.where(self.truncated, self.bootstrap_values, next_values)
-        advantages = advantage_fn(self.rewards, self.values, next_values, self.terminated.float(),
-                                  (self.terminated | self.truncated).float(), gamma, lam)
-        if not isinstance(advantages, torch.Tensor) or advantages.shape != self.rewards.shape:
-            got = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else type(advantages)
-            raise ValueError(f"advantage_fn must return a tensor of shape "
-                             f"{tuple(self.rewards.shape)} (T, N), got {got}")
-        self.advantages = advantages.detach().to(torch.float32)
-        self.returns = self.advantages + self.values
-        return self.advantages, self.returns
-
-    def minibatches(self, batch_size: int) -> Iterator[RolloutBatch]:
-        """The ``T·N`` samples in a random order, ``batch_size`` at a time (the last may be
-        smaller); each sample appears once. Needs ``compute_advantages`` first."""
-        batch_size = check_int("batch_size", batch_size)
-        if self.advantages is None or self.returns is None:
-            raise ValueError("minibatches: call compute_advantages first")
-        n = self.n_steps * self.n_envs
-        # (T, N, ...) -> (T·N, ...): the samples of one minibatch mix times and environments.
-        flat = {"observations": self.observations.flatten(0, 1),
-                "actions": self.actions.flatten(0, 1), "log_probs": self.log_probs.flatten(),
-                "values": self.values.flatten(), "advantages": self.advantages.flatten(),
-                "returns": self.returns.flatten()}
-        order = torch.randperm(n, generator=self._generator).to(self.device)
-        for start in range(0, n, batch_size):
-            indices = order[start:start + batch_size]
-            yield RolloutBatch(**{name: t[indices] for name, t in flat.items()})
 
 
 # ------------------------------------------------------------------ Hindsight Experience Replay

@@ -1,17 +1,17 @@
 """Training loops: act, learn, log, repeat.
 
-* ``train_agent``: on-policy (notebook 05): sample a batch of episodes, one update, repeat.
-* ``train_off_policy``: off-policy (DQN, DDPG, TD3, SAC): every environment step goes into a
-  replay buffer; every few steps the agent takes gradient steps on replayed batches.
-* ``train_on_policy``: on-policy with N environments (A2C, PPO): a rollout of T steps of each,
-  GAE advantages, one update, repeat.
+The older loops, which notebook 09's agents still use (the other notebooks' algorithms have
+their loops in their own files, ``course_utils/agents/<algo>.py``):
+
+* ``train_off_policy``: off-policy (DQN, DDPG): every environment step goes into a replay
+  buffer; every few steps the agent takes gradient steps on replayed batches.
 * ``train_goal_conditioned``: off-policy on a goal environment (notebook 09): whole episodes,
   stored with Hindsight Experience Replay, then a number of gradient steps per episode.
 
 A loop shows a progress bar with the current average return, can refresh a live plot in the
 notebook, and can be interrupted (Kernel → Interrupt, or Ctrl-C) without losing anything: the
 agent keeps what it learned and the Tracker keeps the history up to the interruption.
-``train_off_policy`` and ``train_on_policy`` also write checkpoints and resume from them.
+``train_off_policy`` also writes checkpoints and resumes from them.
 """
 
 from __future__ import annotations
@@ -30,86 +30,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from course_utils.agents.base import Agent, OffPolicyAgent
-from course_utils.buffers import (GoalEpisode, GoalSelection, ReplayBuffer, RolloutBuffer,
+from course_utils.agents.base import OffPolicyAgent
+from course_utils.buffers import (GoalEpisode, GoalSelection, ReplayBuffer,
                                   future_goal_indices, goal_observations, store_episode)
 from course_utils.tracking import Tracker
-from course_utils.trajectory import env_action, sample_trajectories, sample_trajectory
+from course_utils.trajectory import env_action, evaluate
 from course_utils.validation import check_int
 
 
 _LOOP_METRICS = {"return", "return_std", "episode_length", "env_steps"}
-
-
-def train_agent(env: gym.Env, agent: Agent, n_iterations: int, min_timesteps: int,
-                tracker: Optional[Tracker] = None, seed: Optional[int] = None,
-                progress: bool = True, live_plot_every: int = 0,
-                live_plot_keys: Sequence[str] = ("return",),
-                max_steps: Optional[int] = None) -> Tracker:
-    """On-policy training: each iteration samples ≥ ``min_timesteps`` steps, then one update.
-
-    Args:
-        env: a gymnasium environment (not vectorised).
-        agent: an ``Agent``; ``agent.update(trajectories)`` returns a dict of metrics.
-        n_iterations: number of sample-then-update iterations.
-        min_timesteps: the batch size in environment steps (whole episodes are kept).
-        tracker: where metrics go; pass the tracker of an earlier run to continue it.
-        seed: seeds the first reset of the environment (the rest follow from it).
-        progress: show a progress bar with the average return of the last batch.
-        live_plot_every: refresh a live plot of ``live_plot_keys`` every this many iterations
-            (0: no live plot).
-        max_steps: cut episodes after this many steps (recorded as truncation).
-
-    Logged per iteration: ``return`` (mean episode return of the batch), ``return_std``,
-    ``episode_length``, ``env_steps`` (cumulative) and whatever ``agent.update`` returns.
-    """
-    if n_iterations < 0:
-        raise ValueError(f"n_iterations must be >= 0, got {n_iterations}")
-    tracker = tracker if tracker is not None else Tracker()
-    first_iteration = len(tracker)
-    env_steps = int(tracker.last("env_steps")) if "env_steps" in tracker.keys else 0
-    bar = tqdm(range(first_iteration, first_iteration + n_iterations), disable=not progress,
-               desc="training", file=sys.stdout, mininterval=1.0)
-    try:
-        for iteration in bar:
-            first_seed = seed if iteration == first_iteration else None
-            trajectories = sample_trajectories(env, agent, min_timesteps, seed=first_seed,
-                                               max_steps=max_steps)
-            metrics = agent.update(trajectories)
-            clash = sorted(set(metrics) & _LOOP_METRICS)
-            if clash:
-                raise ValueError(f"agent.update returned metrics named {clash}, which the loop logs "
-                                 "itself; rename them in the agent")
-            returns = np.array([t.total_reward for t in trajectories])
-            env_steps += sum(len(t) for t in trajectories)
-            tracker.log(iteration, **{"return": returns.mean(), "return_std": returns.std(),
-                                      "episode_length": np.mean([len(t) for t in trajectories]),
-                                      "env_steps": env_steps}, **metrics)
-            bar.set_postfix({"return": f"{returns.mean():.1f}"}, refresh=False)
-            if live_plot_every and (iteration + 1) % live_plot_every == 0:
-                tracker.live_plot(live_plot_keys)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted after {len(tracker) - first_iteration} of {n_iterations} iterations; "
-              "the agent and the tracker keep everything so far.")
-    finally:
-        bar.close()
-        if live_plot_every:
-            tracker.live_plot(live_plot_keys)
-            tracker.finish_live_plot()
-    return tracker
-
-
-def evaluate(env: gym.Env, policy, n_episodes: int = 10, seed: Optional[int] = None,
-             greedy: bool = True) -> np.ndarray:
-    """Returns of ``n_episodes`` episodes, shape ``(n_episodes,)``.
-
-    ``greedy`` acts with ``policy.greedy_action`` (the most likely action) when the policy has
-    one; otherwise ``policy.get_action`` (sampling). An agent may be given for its policy. Episodes use seeds ``seed, seed+1, …``.
-    """
-    policy = getattr(policy, "policy", policy)  # an agent: evaluate its policy
-    act = policy.greedy_action if greedy and hasattr(policy, "greedy_action") else policy
-    seeds = [None if seed is None else seed + i for i in range(n_episodes)]
-    return np.array([sample_trajectory(env, act, seed=s).total_reward for s in seeds])
 
 
 def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, total_steps: int,
@@ -236,139 +165,6 @@ def train_off_policy(env: gym.Env, agent: OffPolicyAgent, buffer: ReplayBuffer, 
     return tracker
 
 
-def train_on_policy(envs: gym.vector.VectorEnv, agent: Any, total_steps: int, n_steps: int,
-                    *, tracker: Optional[Tracker] = None, seed: Optional[int] = None,
-                    eval_env: Optional[gym.Env] = None, eval_every: int = 0,
-                    eval_episodes: int = 10, solved_at: Optional[float] = None,
-                    keep_best: bool = False,
-                    on_evaluation: Optional[Callable[[int], dict[str, float]]] = None,
-                    checkpoint: Optional[Union[str, Path]] = None, checkpoint_every: int = 0,
-                    progress: bool = True, live_plot_every: int = 0,
-                    live_plot_keys: Sequence[str] = ("return", "eval_return")) -> Tracker:
-    """On-policy training (A2C, PPO) on N environments for ``total_steps`` environment steps.
-
-    Each iteration collects a rollout of ``n_steps`` steps of all N environments (``n_steps·N``
-    samples, stored ``(T, N, ...)`` in a ``RolloutBuffer`` on ``agent.device``), computes GAE
-    advantages with the agent's ``advantage_fn``, ``gamma`` and ``gae_lambda``, and calls
-    ``agent.update(rollout)``.
-    Where an episode was truncated (a time limit, not a terminal state), ``V(final observation)``
-    is computed for those environments in one batched pass and bootstraps that step.
-
-    Args:
-        envs: a gymnasium ``VectorEnv`` with same-step autoreset (``make_vector_env`` builds
-            one); its episode returns are read from ``RecordEpisodeStatistics`` (added if absent).
-        agent: ``A2CAgent`` or ``PPOAgent`` (``policy.act``, ``policy.value``, ``update``,
-            ``gamma``, ``gae_lambda``, ``advantage_fn``, ``device``, ``state_dict``,
-            ``load_state_dict``).
-        total_steps: train until this many environment steps (all N environments together).
-        n_steps: T, the steps per environment in one rollout.
-        tracker, seed: as in ``train_off_policy`` (``seed`` seeds the first reset, env i with
-            ``seed + i``, and the minibatch shuffling).
-        eval_env, eval_every, eval_episodes, solved_at, keep_best, on_evaluation: after the first
-            update past each multiple of ``eval_every`` steps, ``eval_episodes`` episodes of the
-            greedy policy on ``eval_env`` (a single environment, the same seeds each time), with
-            the training clock paused; as in ``train_off_policy``.
-        checkpoint, checkpoint_every: agent, tracker and counters, written after the first
-            update past each multiple of ``checkpoint_every`` steps (0: only at the end) and on
-            interruption; an existing file is resumed from. A rollout in progress is not saved.
-        progress, live_plot_every, live_plot_keys: progress bar with the mean return of the
-            last episodes; live plot after the first update past each multiple of that many
-            steps (0: none).
-
-    Logged: ``return`` and ``episode_length`` per finished episode; after each update
-    ``env_steps``, ``train_seconds``, ``steps_per_second`` and the update's metrics; and
-    ``eval_return``, ``eval_return_std`` per evaluation. Interrupting (KeyboardInterrupt) keeps
-    the agent and the tracker; passing them again continues the run.
-    """
-    total_steps = check_int("total_steps", total_steps, minimum=0)
-    n_steps = check_int("n_steps", n_steps)
-    eval_episodes = check_int("eval_episodes", eval_episodes)
-    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
-                        ("live_plot_every", live_plot_every)):
-        check_int(name, value, minimum=0)
-    if not isinstance(envs, gym.vector.VectorEnv):
-        raise ValueError(f"envs must be a gymnasium VectorEnv (see make_vector_env), got {envs!r}")
-    if envs.metadata.get("autoreset_mode") != gym.vector.AutoresetMode.SAME_STEP:
-        raise ValueError("envs must autoreset in the same step (autoreset_mode=SAME_STEP), so "
-                         "that a truncated episode's final observation can bootstrap; got "
-                         f"{envs.metadata.get('autoreset_mode')}; build them with make_vector_env")
-    if eval_every and eval_env is None:
-        raise ValueError("eval_every > 0 needs an eval_env (a separate environment to evaluate on)")
-    if (solved_at is not None or keep_best) and not eval_every:
-        raise ValueError("solved_at and keep_best need evaluations: set eval_every > 0")
-    if not _has_wrapper(envs, gym.wrappers.vector.RecordEpisodeStatistics):
-        envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
-    n_envs, device = envs.num_envs, agent.device
-    tracker = tracker if tracker is not None else Tracker(x_label="environment steps")
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    state = _start_run(checkpoint, agent, None, tracker)
-    eval_seed = _eval_seed(seed)
-    rollout = RolloutBuffer.for_env(envs, n_steps, device=device, seed=seed)
-    # A continued run starts new episodes: an environment's state cannot be saved.
-    observations, _ = envs.reset(seed=seed if seed is None or state.step == 0 else seed + state.step)
-    recent_returns: deque[float] = deque(tracker.history.get("return", [])[-20:], maxlen=20)
-    bar = tqdm(total=total_steps, initial=state.step, disable=not progress, desc="training",
-               file=sys.stdout, mininterval=1.0, unit="step")
-    interrupted = False
-    clock = _Stopwatch(state)  # counts training time only: paused while evaluating or saving
-    try:
-        while state.step < total_steps:
-            rollout.reset()
-            for _ in range(n_steps):
-                observations = torch.as_tensor(observations, dtype=torch.float32, device=device)
-                actions, log_probs, values = agent.policy.act(observations)
-                # The sampled action is stored (its log-probability is exact); the environment
-                # receives it clipped to the Box.
-                next_observations, rewards, terminated, truncated, infos = envs.step(
-                    env_action(actions, envs.action_space))
-                bootstrap_values = None
-                truncated_only = truncated & ~terminated
-                if truncated_only.any():  # NumPy flags: no device synchronisation here
-                    # Same-step autoreset: next_observations already holds the next episode's
-                    # first observation; the episode's true last one is in infos["final_obs"].
-                    index = np.flatnonzero(truncated_only)
-                    final = np.stack(infos["final_obs"][index])
-                    bootstrap_values = torch.zeros(n_envs, device=device)
-                    with torch.no_grad():
-                        bootstrap_values[torch.as_tensor(index, device=device)] = \
-                            agent.policy.value(final)
-                rollout.add(observations, actions, log_probs, rewards, values, terminated,
-                            truncated, bootstrap_values)
-                state.step += n_envs
-                observations = next_observations
-                if "_episode" in infos:
-                    for i in np.flatnonzero(infos["_episode"]):
-                        episode_return = float(infos["episode"]["r"][i])
-                        tracker.log(state.step, **{"return": episode_return,
-                                                   "episode_length": int(infos["episode"]["l"][i])})
-                        recent_returns.append(episode_return)
-            with torch.no_grad():
-                last_values = agent.policy.value(observations)
-            rollout.compute_advantages(last_values, agent.gamma, agent.gae_lambda,
-                                       advantage_fn=agent.advantage_fn)
-            metrics = agent.update(rollout)
-            _log_updates(tracker, state, clock, [metrics])
-            _show_progress(bar, state, tracker, recent_returns)
-            steps_before = state.step - n_steps * n_envs
-
-            if eval_every and _crossed(steps_before, state.step, eval_every):
-                mean_return = _evaluate_and_log(eval_env, agent, eval_episodes, eval_seed, tracker,
-                                                state, clock, keep_best, on_evaluation)
-                if solved_at is not None and mean_return >= solved_at:
-                    break
-            _periodic_save_and_plot(steps_before, state, checkpoint, checkpoint_every, agent, None,
-                                    tracker, clock, live_plot_every, live_plot_keys)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        clock.pause()
-        bar.n = state.step
-        bar.close()
-    _finish_run(agent, None, tracker, state, clock, [], interrupted, total_steps, checkpoint,
-                keep_best, live_plot_every, live_plot_keys)
-    return tracker
-
-
 def _crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in ``(before, after]``: a rollout steps N at a time."""
     return after // every > before // every
@@ -387,15 +183,6 @@ def _periodic_save_and_plot(steps_before: int, state: "_RunState", checkpoint: O
         clock.resume()
     if live_plot_every and _crossed(steps_before, state.step, live_plot_every):
         tracker.live_plot([k for k in live_plot_keys if k in tracker.keys])
-
-
-def _has_wrapper(env: Any, wrapper_type: type) -> bool:
-    """Whether ``wrapper_type`` is among the wrappers around a (vector) environment."""
-    while env is not None:
-        if isinstance(env, wrapper_type):
-            return True
-        env = getattr(env, "env", None)
-    return False
 
 
 class _RunState:

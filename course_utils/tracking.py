@@ -537,7 +537,7 @@ class TrainingRun:
             self._evaluate()
         if config.live_plot_every and _crossed(before, self.step, config.live_plot_every):
             self.tracker.live_plot([k for k in self.plot_keys if k in self.tracker.keys])
-        self._bar.show(self.step, self._postfix())
+        self._bar.show(self.step, self._postfix)
 
     def episode(self, episode_return: float, length: int, **metrics: float) -> None:
         """Log one finished training episode (its undiscounted return and its length)."""
@@ -565,7 +565,7 @@ class TrainingRun:
         if self._updates or not ("env_steps" in self.tracker.keys
                                  and self.tracker.last("env_steps") == self.step):
             self._log_updates()  # the last row: where a continued run starts
-        self._bar.show(self.step, self._postfix(), final=True)
+        self._bar.show(self.step, self._postfix, final=True)
         self._bar.close()
         if self.interrupted:
             print(f"Interrupted at step {self.step:,} of {self.total_steps:,}: the agent and the "
@@ -643,22 +643,26 @@ class _ProgressLine:
             self._bar = tqdm(total=total, initial=initial, file=sys.stdout, mininterval=1.0,
                              unit=unit, desc=desc)
 
-    def show(self, step: int, postfix: str, final: bool = False) -> None:
+    def show(self, step: int, postfix: Callable[[], str], final: bool = False) -> None:
+        """Show ``step`` with ``postfix()``, at most once a second (and always when ``final``):
+        the postfix is computed only then, so a per-step loop pays almost nothing."""
         if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.update(step - self._bar.n)
-            self._bar.set_postfix_str(postfix, refresh=False)
             return
         now = time.perf_counter()
         if not final and now - self._last_shown < 1.0:
             return
         self._last_shown = now
-        line = tqdm.format_meter(step - self.initial, self.total - self.initial,
+        total = max(self.total, step)  # a last rollout may overshoot the budget
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.set_postfix_str(postfix(), refresh=False)
+            self._bar.update(step - self._bar.n)
+            return
+        line = tqdm.format_meter(step - self.initial, total - self.initial,
                                  now - self._start, prefix=self.desc, unit=self.unit,
-                                 postfix=postfix or None, ncols=100)
-        line = line.replace(f"{step - self.initial}/{self.total - self.initial}",
-                            f"{step:,}/{self.total:,}", 1)
+                                 postfix=postfix() or None, ncols=100)
+        line = line.replace(f"{step - self.initial}/{total - self.initial}",
+                            f"{step:,}/{total:,}", 1)
         from IPython.display import display
         if self._handle is None:
             self._handle = display({"text/plain": line}, raw=True, display_id=True)
@@ -682,7 +686,7 @@ def progress(iterable: Iterable[T], desc: str = "", total: Optional[int] = None)
         for item in iterable:
             yield item
             done += 1
-            line.show(done, "")
+            line.show(done, str)
     finally:
-        line.show(done, "", final=True)
+        line.show(done, str, final=True)
         line.close()

@@ -1,4 +1,4 @@
-"""Experiences, trajectories and how to sample them from an environment.
+"""Experiences, trajectories, how to sample them from an environment, and how to evaluate a policy.
 
 A *trajectory* is the sequence of experiences ``(o_t, a_t, r_t)`` of one episode, together with
 how it ended: ``terminated`` (a terminal state was reached: no future reward) or ``truncated``
@@ -10,13 +10,12 @@ termination.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from course_utils.device import get_device
 
 ActionFn = Callable[[np.ndarray], Any]
 
@@ -216,68 +215,14 @@ def sample_trajectories(env: gym.Env, agent: Any, min_timesteps: int,
     return trajectories
 
 
-@dataclass
-class Batch:
-    """Trajectories concatenated along time into B = Σ T_i steps, as tensors on one device.
+def evaluate(env: gym.Env, policy, n_episodes: int = 10, seed: Optional[int] = None,
+             greedy: bool = True) -> np.ndarray:
+    """Returns of ``n_episodes`` episodes, shape ``(n_episodes,)``.
 
-    Attributes:
-        observations: ``(B, *obs_shape)`` float32.
-        actions: ``(B, *action_shape)`` (int64 for discrete actions, float32 otherwise).
-        rewards: ``(B,)``; weights: ``(B,)`` what ``weights_fn`` gave each step.
-        terminated, truncated: ``(B,)`` bool.
-        episode_returns: ``(N,)`` the return of each of the N episodes.
+    ``greedy`` acts with ``policy.greedy_action`` (the most likely action) when the policy has
+    one; otherwise ``policy.get_action`` (sampling). An agent may be given for its policy. Episodes use seeds ``seed, seed+1, …``.
     """
-
-    observations: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    weights: torch.Tensor
-    terminated: torch.Tensor
-    truncated: torch.Tensor
-    episode_returns: torch.Tensor
-
-
-WeightsFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def compile_trajectories(trajectories: Sequence[Trajectory],
-                         weights_fn: Optional[WeightsFn] = None,
-                         device: torch.device | str | None = None) -> Batch:
-    """Concatenate trajectories into one ``Batch`` and weight every step.
-
-    Args:
-        trajectories: finished episodes.
-        weights_fn: maps one episode's rewards ``(T,)`` to the weights of its steps ``(T,)``,
-            e.g. ``sum_of_rewards`` or ``reward_to_go``. It is applied per episode because
-            returns must not leak across episode boundaries. ``None`` gives weights equal to
-            the rewards.
-        device: where the tensors go (default ``get_device()``).
-    """
-    if len(trajectories) == 0:
-        raise ValueError("compile_trajectories: trajectories is empty")
-    device = device if device is not None else get_device()
-    rewards = [torch.as_tensor(t.rewards, dtype=torch.float32) for t in trajectories]
-    weights = []
-    for i, r in enumerate(rewards):
-        w = weights_fn(r) if weights_fn is not None else r
-        w = torch.as_tensor(w, dtype=torch.float32)
-        if w.shape != r.shape:
-            raise ValueError(
-                f"compile_trajectories: weights_fn returned shape {tuple(w.shape)} for episode {i} "
-                f"with rewards of shape {tuple(r.shape)}; it must return one weight per step"
-            )
-        weights.append(w)
-    actions = np.concatenate([t.actions for t in trajectories])
-    action_dtype = torch.int64 if np.issubdtype(actions.dtype, np.integer) else torch.float32
-    return Batch(
-        observations=torch.as_tensor(np.concatenate([t.observations for t in trajectories]),
-                                     dtype=torch.float32, device=device),
-        actions=torch.as_tensor(actions, dtype=action_dtype, device=device),
-        rewards=torch.cat(rewards).to(device),
-        weights=torch.cat(weights).to(device),
-        terminated=torch.as_tensor(np.concatenate([t.terminated for t in trajectories]),
-                                   device=device),
-        truncated=torch.as_tensor(np.concatenate([t.truncated for t in trajectories]),
-                                  device=device),
-        episode_returns=torch.tensor([t.total_reward for t in trajectories], device=device),
-    )
+    policy = getattr(policy, "policy", policy)  # an agent: evaluate its policy
+    act = policy.greedy_action if greedy and hasattr(policy, "greedy_action") else policy
+    seeds = [None if seed is None else seed + i for i in range(n_episodes)]
+    return np.array([sample_trajectory(env, act, seed=s).total_reward for s in seeds])

@@ -7,93 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.checks import (check_actor_critic_loss, check_gae, check_n_step_return,
-                                  check_td_error)
+from course_utils.agents.a2c import A2CConfig, Rollout, a2c_update, collect_rollout
+from course_utils.checks import (check_a2c_update, check_collect_rollout, check_gae,
+                                  check_n_step_return)
 from course_utils.returns import gae as library_gae
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).
 library_gae = own_copy(library_gae)
-
-# ---------------------------------------------------------------------------------- TD error
-
-TD_ANSWER = "expected [2.3, 0.7, -2.0, 3.9]"
-
-
-def td_error(rewards, values, next_values, terminated, gamma):
-    """The notebook's solution."""
-    return rewards + gamma * (1 - terminated) * next_values - values
-
-
-def td_where(rewards, values, next_values, terminated, gamma):
-    """Correct, with torch.where on a boolean mask."""
-    target = torch.where(terminated.bool(), rewards, rewards + gamma * next_values)
-    return target - values
-
-
-def td_no_mask(rewards, values, next_values, terminated, gamma):
-    return rewards + gamma * next_values - values
-
-
-def td_inverted_mask(rewards, values, next_values, terminated, gamma):
-    return rewards + gamma * terminated * next_values - values
-
-
-def td_target_only(rewards, values, next_values, terminated, gamma):
-    return rewards + gamma * (1 - terminated) * next_values
-
-
-def td_wrong_sign(rewards, values, next_values, terminated, gamma):
-    return values - (rewards + gamma * (1 - terminated) * next_values)
-
-
-def td_swapped(rewards, values, next_values, terminated, gamma):
-    return rewards + gamma * (1 - terminated) * values - next_values
-
-
-def td_no_gamma(rewards, values, next_values, terminated, gamma):
-    return rewards + (1 - terminated) * next_values - values
-
-
-def td_in_place(rewards, values, next_values, terminated, gamma):
-    rewards += gamma * (1 - terminated) * next_values
-    return rewards - values
-
-
-def td_numpy(rewards, values, next_values, terminated, gamma):
-    return td_error(rewards, values, next_values, terminated, gamma).numpy()
-
-
-def td_flattens(rewards, values, next_values, terminated, gamma):
-    return td_error(rewards, values, next_values, terminated, gamma).flatten()
-
-
-def test_check_td_error_passes_on_references(capsys):
-    for fn in (td_error, td_where):
-        assert_passes(check_td_error, fn, capsys, "td_error")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (td_no_mask, [TD_ANSWER, "terminated step has no future"]),
-    (td_inverted_mask, [TD_ANSWER, "mask is inverted"]),
-    (td_target_only, [TD_ANSWER, "That is the TD target"]),
-    (td_wrong_sign, [TD_ANSWER, "Check the sign"]),
-    (td_swapped, [TD_ANSWER, "values and next_values are swapped"]),
-    (td_no_gamma, [TD_ANSWER, "Discount the next state's value"]),
-    (td_in_place, ["modified its input rewards in place"]),
-    (td_numpy, ["returned ndarray; expected a torch.Tensor"]),
-    (td_flattens, ["(T, N) = (16, 4)", "returned shape (64,); expected (16, 4)"]),
-])
-def test_check_td_error_fails_on_mutants(mutant, fragments):
-    assert_fails(check_td_error, mutant, "td_error", *fragments)
-
-
-def test_check_td_error_not_implemented():
-    assert_fails(check_td_error, not_implemented, "td_error is not implemented yet")
-
+reference_collect = own_copy(collect_rollout)
+reference_update = own_copy(a2c_update)
 
 # ----------------------------------------------------------------------------- n-step return
 
@@ -321,97 +246,208 @@ def test_check_gae_identities_catch_a_mutant_that_is_right_on_the_hand_cases():
     assert_fails(check_gae, short_only, "lam=0.0", "still bootstraps from next_values")
 
 
-# ------------------------------------------------------------------------- actor-critic loss
-
-AC_CALL = "actor_critic_loss(log_probs=[-0.5, -1.0, -2.0, -0.25]"
+# ----------------------------------------------------------------------- rollout collection
 
 
-def actor_critic_loss(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    """The notebook's solution."""
-    policy_loss = -(log_probs * advantages.detach()).mean()
-    value_loss = ((returns - values) ** 2).mean()
-    return policy_loss + value_coef * value_loss - entropy_coef * entropy.mean()
+def collect(envs, model, observations, n_steps, gamma, mistake=None):
+    """The rollout as a student writes it (one flag per usual mistake)."""
+    rollout = Rollout.empty(n_steps, envs.num_envs, model.observation_size, model.device)
+    for t in range(n_steps):
+        obs = torch.as_tensor(observations, dtype=torch.float32)
+        with torch.no_grad():
+            actions = model.distribution(obs).sample()
+            values = model.value(obs)
+        next_obs, rewards, terminated, truncated, infos = envs.step(actions.numpy())
+        rewards = torch.as_tensor(rewards, dtype=torch.float32)
+        for i in range(envs.num_envs):
+            cut = truncated[i] if mistake == "bootstrap_terminated" else truncated[i] and not terminated[i]
+            if mistake == "bootstrap_every_end":
+                cut = truncated[i] or terminated[i]
+            if cut and mistake != "truncated_as_terminal":
+                source = {"autoreset": next_obs[i], "current": observations[i]}.get(
+                    mistake, infos["final_obs"][i])
+                with torch.no_grad():
+                    value = model.value(torch.as_tensor(source, dtype=torch.float32)[None])[0]
+                rewards[i] += value if mistake == "no_gamma" else gamma * value
+        rollout.observations[t] = torch.as_tensor(next_obs) if mistake == "next_obs" else obs
+        rollout.actions[t], rollout.values[t], rollout.rewards[t] = actions, values, rewards
+        ends = terminated if mistake == "dones_terminated" else terminated | truncated
+        rollout.dones[t] = torch.as_tensor(ends, dtype=torch.float32)
+        observations = next_obs
+    last = rollout.observations[-1] if mistake == "stale_last" else \
+        torch.as_tensor(observations, dtype=torch.float32)
+    with torch.no_grad():
+        rollout.last_values = model.value(last)
+    if mistake == "with_gradient":
+        rollout.values = model.value(rollout.observations.flatten(0, 1)).reshape(rollout.values.shape)
+    return rollout, observations
 
 
-def ac_mse(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    """Correct, with F.mse_loss and the terms in another order."""
-    return (value_coef * F.mse_loss(values, returns) - entropy_coef * entropy.mean()
-            - torch.mean(advantages.detach() * log_probs))
+def collect_with(mistake):
+    def student(envs, model, observations, n_steps, gamma):
+        return collect(envs, model, observations, n_steps, gamma, mistake)
+    return student
 
 
-def _ac_with(policy=lambda lp, a: -(lp * a.detach()).mean(),
-             value=lambda v, r: ((r - v) ** 2).mean(), entropy_sign=1.0):
-    def fn(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-        return (policy(log_probs, advantages) + value_coef * value(values, returns)
-                - entropy_sign * entropy_coef * entropy.mean())
-    return fn
+def test_check_collect_rollout_passes_on_references(capsys):
+    for fn in (reference_collect, collect):
+        assert_passes(check_collect_rollout, fn, capsys, "collect_rollout")
 
 
-ac_not_detached = _ac_with(policy=lambda lp, a: -(lp * a).mean())
-ac_policy_sign = _ac_with(policy=lambda lp, a: (lp * a.detach()).mean())
-ac_half_value = _ac_with(value=lambda v, r: 0.5 * ((r - v) ** 2).mean())
-ac_entropy_sign = _ac_with(entropy_sign=-1.0)
-ac_values_detached = _ac_with(value=lambda v, r: ((r - v.detach()) ** 2).mean())
-ac_value_abs = _ac_with(value=lambda v, r: (r - v).abs().mean())
-
-
-def ac_sum(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    return (-(log_probs * advantages.detach()).sum() + value_coef * ((returns - values) ** 2).sum()
-            - entropy_coef * entropy.sum())
-
-
-def ac_per_step(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    return (-(log_probs * advantages.detach()) + value_coef * (returns - values) ** 2
-            - entropy_coef * entropy)
-
-
-def ac_item(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    return actor_critic_loss(log_probs, advantages, values, returns, entropy, value_coef,
-                             entropy_coef).item()
-
-
-def ac_value_from_advantages(log_probs, advantages, values, returns, entropy, value_coef,
-                             entropy_coef):
-    return (-(log_probs * advantages.detach()).mean() + value_coef * (advantages ** 2).mean()
-            - entropy_coef * entropy.mean())
-
-
-def ac_weights_returns(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    return (-(log_probs * returns).mean() + value_coef * ((returns - values) ** 2).mean()
-            - entropy_coef * entropy.mean())
-
-
-def test_check_actor_critic_loss_passes_on_references(capsys):
-    for fn in (actor_critic_loss, ac_mse):
-        assert_passes(check_actor_critic_loss, fn, capsys, "actor_critic_loss")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (ac_not_detached, [AC_CALL, "sends a gradient into advantages", "advantages.detach()"]),
-    (ac_policy_sign, ["returned 0.5850; expected 1.7100", "sign of the policy term"]),
-    (ac_half_value, ["returned 1.1225; expected 1.7100", "no ½"]),
-    (ac_entropy_sign, ["returned 1.7650; expected 1.7100", "entropy bonus is SUBTRACTED"]),
-    (ac_sum, ["Average over the batch"]),
-    (ac_values_detached, ["no gradient reaches values", "Do not detach values"]),
-    (ac_value_abs, ["mean SQUARED error"]),
-    (ac_value_from_advantages, ["compares the critic's values with the returns"]),
-    (ac_weights_returns, ["by the ADVANTAGE"]),
-    (ac_per_step, ["shape (4,)", "expected a scalar"]),
-    (ac_item, ["returned a float", "no .item()"]),
+@pytest.mark.parametrize("mistake, fragments", [
+    ("truncated_as_terminal", ["is treated as terminal"]),
+    ("autoreset", ["FIRST observation of the next episode", "infos['final_obs']"]),
+    ("no_gamma", ["discounted"]),
+    ("current", ["not of the observation the action was chosen on"]),
+    ("bootstrap_terminated", ["terminated AND hit the time limit"]),
+    ("bootstrap_every_end", ["a terminated episode reached a state with no future"]),
+    ("dones_terminated", ["truncations included"]),
+    ("next_obs", ["not the one step() returned after it"]),
+    ("stale_last", ["observations AFTER the last step"]),
+    ("with_gradient", ["rollout.values carries a gradient", "torch.no_grad()"]),
 ])
-def test_check_actor_critic_loss_fails_on_mutants(mutant, fragments):
-    assert_fails(check_actor_critic_loss, mutant, "actor_critic_loss", *fragments)
+def test_check_collect_rollout_fails_on_mutants(mistake, fragments):
+    assert_fails(check_collect_rollout, collect_with(mistake), "collect_rollout", *fragments)
 
 
-def test_check_actor_critic_loss_not_implemented():
-    assert_fails(check_actor_critic_loss, not_implemented,
-                 "actor_critic_loss is not implemented yet")
+def test_check_collect_rollout_fails_on_other_mistakes():
+    def forgets_the_observations(envs, model, observations, n_steps, gamma):
+        rollout, _ = collect(envs, model, observations, n_steps, gamma)
+        return rollout, observations
+
+    assert_fails(check_collect_rollout, forgets_the_observations, "the observations returned")
+
+    def rollout_only(envs, model, observations, n_steps, gamma):
+        return collect(envs, model, observations, n_steps, gamma)[0]
+
+    assert_fails(check_collect_rollout, rollout_only, "expected a pair (rollout, observations)")
+
+    def rewards_off_by_one(envs, model, observations, n_steps, gamma):
+        rollout, observations = collect(envs, model, observations, n_steps, gamma)
+        rollout.rewards = rollout.rewards + 1.0
+        return rollout, observations
+
+    assert_fails(check_collect_rollout, rewards_off_by_one, "rollout.rewards[0, 0]")
+
+
+def test_check_collect_rollout_not_implemented():
+    assert_fails(check_collect_rollout, not_implemented, "collect_rollout is not implemented yet")
+
+
+# ------------------------------------------------------------------------------- the update
+
+
+def update(model, optimizer, rollout, config, mistake=None):
+    """The A2C update as a student writes it (one flag per usual mistake): GAE by hand."""
+    T = rollout.rewards.shape[0]
+    next_values = torch.cat([rollout.values[1:], rollout.last_values[None]])
+    if mistake == "no_last_value":
+        next_values[-1] = 0.0
+    not_done = 1.0 - rollout.dones if mistake != "across_episodes" else torch.ones_like(rollout.dones)
+    deltas = rollout.rewards + config.gamma * not_done * next_values - rollout.values
+    advantages = torch.zeros_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in reversed(range(T)):
+        running = deltas[t] + config.gamma * config.gae_lambda * not_done[t] * running
+        advantages[t] = running
+    returns = (advantages + rollout.values).flatten()
+    distribution = model.distribution(rollout.observations.flatten(0, 1))
+    log_probs = distribution.log_prob(rollout.actions.flatten())
+    values = model.value(rollout.observations.flatten(0, 1))
+    weights = returns - values if mistake == "no_detach" else returns - values.detach()
+    if config.normalize_advantages:
+        weights = (weights - weights.mean()) / (weights.std() + 1e-8)
+    sign = 1.0 if mistake == "wrong_sign" else -1.0
+    policy_loss = sign * (log_probs * weights).mean()
+    value_loss = ((returns - values) ** 2).mean()
+    if mistake == "half":
+        value_loss = 0.5 * value_loss
+    entropy = distribution.entropy().mean()
+    entropy_term = config.entropy_coef * entropy
+    loss = policy_loss + config.value_coef * value_loss + (
+        entropy_term if mistake == "entropy_sign" else -entropy_term)
+    if mistake != "no_zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    if mistake != "no_clip":
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    optimizer.step()
+    if mistake == "two_steps":
+        optimizer.step()
+    return {"loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+            "entropy": entropy.item()}
+
+
+def update_with(mistake):
+    def student(model, optimizer, rollout, config):
+        return update(model, optimizer, rollout, config, mistake)
+    return student
+
+
+def test_check_a2c_update_passes_on_references(capsys):
+    for fn in (reference_update, update):
+        assert_passes(check_a2c_update, fn, capsys, "a2c_update")
+
+
+@pytest.mark.parametrize("mistake, fragments", [
+    ("no_detach", ["The advantage is not detached"]),
+    ("wrong_sign", ["Check the sign of the policy term"]),
+    ("entropy_sign", ["entropy bonus is SUBTRACTED"]),
+    ("half", ["no ½"]),
+    ("no_clip", ["max_grad_norm=0.05", "not clipped"]),
+    ("no_zero_grad", ["zero_grad"]),
+    ("across_episodes", ["across episode ends"]),
+    ("no_last_value", ["rollout.last_values"]),
+    ("two_steps", ["differ from the reference's"]),
+])
+def test_check_a2c_update_fails_on_mutants(mistake, fragments):
+    assert_fails(check_a2c_update, update_with(mistake), "a2c_update", *fragments)
+
+
+def test_check_a2c_update_fails_without_a_step_or_metrics_or_with_an_in_place_rollout():
+    assert_fails(check_a2c_update, lambda model, optimizer, rollout, config: {},
+                 "left the parameters unchanged")
+
+    def no_metrics(model, optimizer, rollout, config):
+        update(model, optimizer, rollout, config)
+
+    assert_fails(check_a2c_update, no_metrics, "returned NoneType; expected a dict")
+
+    def wrong_loss(model, optimizer, rollout, config):
+        return {**update(model, optimizer, rollout, config), "loss": 0.0}
+
+    assert_fails(check_a2c_update, wrong_loss, "returned loss = 0.0000; expected 8.8170")
+
+    def normalises_in_place(model, optimizer, rollout, config):
+        rollout.rewards -= rollout.rewards.mean()
+        return update(model, optimizer, rollout, config)
+
+    assert_fails(check_a2c_update, normalises_in_place, "modified rollout.rewards in place")
+
+
+def test_check_a2c_update_clipping_case_clips():
+    """The second case's gradient is larger than its max_grad_norm, so that clipping shows."""
+    import course_utils.checks.actor_critic as checks
+
+    config = A2CConfig(gamma=0.95, gae_lambda=0.7, value_coef=0.25, entropy_coef=0.1,
+                       max_grad_norm=0.05, normalize_advantages=True, n_layers=1, size=8,
+                       device="cpu")
+    model, rollout = checks._update_setup(1, config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    update(model, optimizer, rollout, config, mistake="no_clip")
+    norm = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()
+    assert norm > 10 * config.max_grad_norm
+
+
+def test_check_a2c_update_not_implemented():
+    assert_fails(check_a2c_update, not_implemented, "a2c_update is not implemented yet")
+
 
 
 # --------------------------------------------------------------------------------- all checks
 
 
-ALL_CHECKS = [check_td_error, check_n_step_return, check_gae, check_actor_critic_loss]
+ALL_CHECKS = [check_n_step_return, check_gae]  # those that return one tensor
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)

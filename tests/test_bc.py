@@ -11,14 +11,23 @@ import pytest
 import torch
 
 import course_utils.envs  # noqa: F401  (registers PushT)
-from course_utils.agents.bc import (BCAgent, HistoryPolicy, bc_mse_loss, dagger, history_space,
-                                    previous_and_current, pusht_features, pusht_history_features,
-                                    pusht_history_frame, pusht_pusher_frame,
-                                    train_bc)
+from course_utils.agents.bc import (
+    BCAgent,
+    HistoryPolicy,
+    bc_mse_loss,
+    dagger,
+    history_space,
+    previous_and_current,
+    pusht_features,
+    pusht_history_features,
+    pusht_history_frame,
+    pusht_pusher_frame,
+    train_bc,
+)
 from course_utils.envs.pusht_demos import load_demos
 from course_utils.envs.pusht_eval import evaluate_pusht
 from course_utils.envs.pusht_expert import PushTExpert, evaluate_expert
-from course_utils.loops import evaluate
+from course_utils.trajectory import evaluate
 
 OBS = gym.spaces.Box(np.array([0.0, -2.0, 0.0], np.float32), np.array([10.0, 2.0, 1.0], np.float32))
 ACT = gym.spaces.Box(np.array([0.0, -1.0], np.float32), np.array([512.0, 1.0], np.float32))

@@ -68,7 +68,9 @@ def test_every_algorithm_has_settings_for_the_issues_tasks():
     import solve
     assert set(solve.SETTINGS["ppo"]) == {"CartPole-v1", "LunarLander-v3", "Pendulum-v1"}
     assert set(solve.SETTINGS["a2c"]) == {"CartPole-v1", "LunarLander-v3"}
-    assert set(solve.SETTINGS) == set(solve.MAKERS) | set(solve.SINGLE_FILE)
+    # Each algorithm trains through an agent maker or a solve_<algo> function of its own.
+    assert all(algo in solve.MAKERS or callable(getattr(solve, f"solve_{algo}", None))
+               for algo in solve.SETTINGS)
 
 
 def test_bc_on_pusht_reports_the_mean_max_coverage_and_the_demonstration_steps():

@@ -11,114 +11,25 @@ import pytest
 import torch
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.agents.legacy_dqn import double_dqn_target, dqn_target
+import torch.nn.functional as F
+from torch import nn
+
+from course_utils.agents.dqn import double_dqn_target, dqn_update
 from course_utils.checks import (
     check_double_dqn_target,
-    check_dqn_target,
-    check_linear_epsilon,
+    check_dqn_update,
+    check_epsilon_greedy_actions,
     check_polyak_update,
 )
 from course_utils.nn import polyak_update
-from course_utils.schedules import linear_schedule
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).
-double_dqn_target, dqn_target, polyak_update, linear_schedule = map(
-    own_copy, (double_dqn_target, dqn_target, polyak_update, linear_schedule))
+double_dqn_target, dqn_update, polyak_update = map(
+    own_copy, (double_dqn_target, dqn_update, polyak_update))
 
 # The known-answer batch of the checks: B = 4 transitions, A = 2 actions, transition 2 terminal.
-DQN_ANSWER = "expected [3.7, 1.8, -1.0, 2.0]"
 DOUBLE_ANSWER = "expected [1.9, 0.0, -1.0, 2.0]"
-
-
-# ------------------------------------------------------------------------------- DQN target
-
-
-def dqn_where(rewards, next_q_online, next_q_target, terminated, gamma):
-    """Correct, with torch.where on a boolean mask."""
-    bootstrap = rewards + gamma * next_q_target.max(dim=1).values
-    return torch.where(terminated.bool(), rewards, bootstrap)
-
-
-def dqn_amax(rewards, next_q_online, next_q_target, terminated, gamma):
-    """Correct, with amax and an explicit 'not done' factor."""
-    not_done = 1 - terminated
-    return rewards + not_done * gamma * torch.amax(next_q_target, dim=-1)
-
-
-def dqn_no_mask(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards + gamma * next_q_target.max(dim=1).values
-
-
-def dqn_inverted_mask(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards + gamma * terminated * next_q_target.max(dim=1).values
-
-
-def dqn_online_max(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards + gamma * (1 - terminated) * next_q_online.max(dim=1).values
-
-
-def dqn_max_over_batch(rewards, next_q_online, next_q_target, terminated, gamma):
-    return gamma * next_q_target.max(dim=0).values
-
-
-def dqn_keepdim(rewards, next_q_online, next_q_target, terminated, gamma):
-    return (rewards + gamma * (1 - terminated) * next_q_target.max(dim=1).values)[:, None]
-
-
-def dqn_mean(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards + gamma * (1 - terminated) * next_q_target.mean(dim=1)
-
-
-def dqn_no_gamma(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards + (1 - terminated) * next_q_target.max(dim=1).values
-
-
-def dqn_masks_reward_too(rewards, next_q_online, next_q_target, terminated, gamma):
-    return (1 - terminated) * (rewards + gamma * next_q_target.max(dim=1).values)
-
-
-def dqn_in_place(rewards, next_q_online, next_q_target, terminated, gamma):
-    return rewards.add_(gamma * (1 - terminated) * next_q_target.max(dim=1).values)
-
-
-def dqn_numpy(rewards, next_q_online, next_q_target, terminated, gamma):
-    return (rewards + gamma * (1 - terminated) * next_q_target.max(dim=1).values).numpy()
-
-
-def dqn_only_small_batches(rewards, next_q_online, next_q_target, terminated, gamma):
-    """Right on the 4-transition batch, then a loop that forgets the mask after transition 9."""
-    out = dqn_target(rewards, next_q_online, next_q_target, terminated, gamma)
-    if len(rewards) > 10:
-        out[10:] = rewards[10:] + gamma * next_q_target[10:].max(dim=1).values
-    return out
-
-
-def test_check_dqn_target_passes_on_references(capsys):
-    for fn in (dqn_target, dqn_where, dqn_amax):
-        assert_passes(check_dqn_target, fn, capsys, "dqn_target")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (dqn_no_mask, [DQN_ANSWER, "[3.7, 1.8, 3.5, 2.0]", "terminated transition has no future"]),
-    (dqn_inverted_mask, [DQN_ANSWER, "mask is inverted"]),
-    (dqn_online_max, [DQN_ANSWER, "target network must provide the values"]),
-    (double_dqn_target, [DQN_ANSWER, "That is the Double DQN target"]),
-    (dqn_max_over_batch, ["returned shape (2,); expected (4,)"]),
-    (dqn_keepdim, ["returned shape (4, 1); expected (4,)"]),
-    (dqn_mean, [DQN_ANSWER, "maximum over the ACTIONS"]),
-    (dqn_no_gamma, [DQN_ANSWER, "Discount the next state's value"]),
-    (dqn_masks_reward_too, [DQN_ANSWER, "[3.7, 1.8, 0.0, 2.0]", "Mask only the bootstrap term"]),
-    (dqn_in_place, ["modified its input rewards in place"]),
-    (dqn_numpy, ["returned ndarray; expected a torch.Tensor"]),
-    (dqn_only_small_batches, ["random batch of 64 transitions", "terminated transition has no future"]),
-])
-def test_check_dqn_target_fails_on_mutants(mutant, fragments):
-    assert_fails(check_dqn_target, mutant, "dqn_target", *fragments)
-
-
-def test_check_dqn_target_not_implemented():
-    assert_fails(check_dqn_target, not_implemented, "dqn_target is not implemented yet")
 
 
 # ------------------------------------------------------------------------------- Double DQN
@@ -138,7 +49,8 @@ def double_where(rewards, next_q_online, next_q_target, terminated, gamma):
 
 
 def double_select_target(rewards, next_q_online, next_q_target, terminated, gamma):
-    return dqn_target(rewards, next_q_online, next_q_target, terminated, gamma)
+    """DQN's target: the target network selects and evaluates."""
+    return rewards + gamma * (1 - terminated) * next_q_target.max(dim=1).values
 
 
 def double_online_max(rewards, next_q_online, next_q_target, terminated, gamma):
@@ -295,80 +207,247 @@ def test_check_polyak_update_not_implemented():
 
 
 def test_check_polyak_update_leaves_no_graph_on_the_checks_networks():
-    """The check's own target networks are built like DQNAgent's: no gradient."""
+    """The check's own target networks are built like QNetworks': no gradient."""
     check_polyak_update(polyak_update)
 
 
-# ------------------------------------------------------------------------------- ε schedule
+# ------------------------------------------------------------------------------- ε-greedy
 
 
-def epsilon_library(step, start, end, duration):
-    return linear_schedule(start, end, duration)(step)
+def greedy_where(q_values, epsilon, generator):
+    """Correct: one coin per row, a random action per row, torch.where."""
+    B, A = q_values.shape
+    explore = torch.rand(B, generator=generator) < epsilon
+    return torch.where(explore, torch.randint(A, (B,), generator=generator), q_values.argmax(dim=1))
 
 
-def epsilon_interp(step, start, end, duration):
-    """Correct: np.interp clamps outside [0, duration] and returns a NumPy float."""
-    return np.interp(step, [0, duration], [start, end])
+def greedy_loop(q_values, epsilon, generator):
+    """Correct, a row at a time."""
+    actions = []
+    for row in q_values:
+        if torch.rand((), generator=generator) < epsilon:
+            actions.append(int(torch.randint(len(row), (), generator=generator)))
+        else:
+            actions.append(int(row.argmax()))
+    return torch.tensor(actions)
 
 
-def epsilon_branches(step, start, end, duration):
-    if step >= duration:
-        return end
-    return start + (end - start) * step / duration
+def greedy_non_greedy_random(q_values, epsilon, generator):
+    """The random action excludes the greedy one."""
+    B, A = q_values.shape
+    best = q_values.argmax(dim=1)
+    offset = torch.randint(1, A, (B,), generator=generator)
+    explore = torch.rand(B, generator=generator) < epsilon
+    return torch.where(explore, (best + offset) % A, best)
 
 
-def epsilon_unclamped(step, start, end, duration):
-    return start + (end - start) * step / duration
+def greedy_inverted(q_values, epsilon, generator):
+    B, A = q_values.shape
+    explore = torch.rand(B, generator=generator) >= epsilon
+    return torch.where(explore, torch.randint(A, (B,), generator=generator), q_values.argmax(dim=1))
 
 
-def epsilon_off_by_one(step, start, end, duration):
-    return start + (end - start) * min(step / (duration - 1), 1.0)
+def greedy_one_coin(q_values, epsilon, generator):
+    B, A = q_values.shape
+    if torch.rand((), generator=generator) < epsilon:
+        return torch.randint(A, (B,), generator=generator)
+    return q_values.argmax(dim=1)
 
 
-def epsilon_integer_division(step, start, end, duration):
-    return start + (end - start) * min(step // duration, 1)
+def greedy_randint_too_small(q_values, epsilon, generator):
+    B, A = q_values.shape
+    explore = torch.rand(B, generator=generator) < epsilon
+    return torch.where(explore, torch.randint(A - 1, (B,), generator=generator),
+                       q_values.argmax(dim=1))
 
 
-def epsilon_swapped(step, start, end, duration):
-    return end + (start - end) * min(step / duration, 1.0)
+def greedy_global_generator(q_values, epsilon, generator):
+    B, A = q_values.shape
+    explore = torch.rand(B) < epsilon
+    return torch.where(explore, torch.randint(A, (B,)), q_values.argmax(dim=1))
 
 
-def epsilon_clamp_against_end(step, start, end, duration):
-    """Right for decreasing schedules only."""
-    return max(end, start - (start - end) * step / duration)
+def greedy_argmax_dim0(q_values, epsilon, generator):
+    return q_values.argmax(dim=0)
 
 
-def epsilon_exponential(step, start, end, duration):
-    return end + (start - end) * np.exp(-step / duration)
+def greedy_float(q_values, epsilon, generator):
+    return greedy_where(q_values, epsilon, generator).float()
 
 
-def epsilon_step_plus_one(step, start, end, duration):
-    return start + (end - start) * min((step + 1) / duration, 1.0)
-
-
-def epsilon_tuple(step, start, end, duration):
-    return (start + (end - start) * min(step / duration, 1.0),)
-
-
-def test_check_linear_epsilon_passes_on_references(capsys):
-    for fn in (epsilon_library, epsilon_interp, epsilon_branches):
-        assert_passes(check_linear_epsilon, fn, capsys, "linear_epsilon")
+def test_check_epsilon_greedy_actions_passes_on_references(capsys):
+    for fn in (greedy_where, greedy_loop):
+        assert_passes(check_epsilon_greedy_actions, fn, capsys, "epsilon_greedy_actions")
 
 
 @pytest.mark.parametrize("mutant, fragments", [
-    (epsilon_unclamped, ["step=5000", "expected 0.05", "clamp step / duration"]),
-    (epsilon_off_by_one, ["step=1, start=1.0, end=0.0, duration=10", "expected 0.9",
-                          "not step / (duration − 1)"]),
-    (epsilon_integer_division, ["step=1", "integer division"]),
-    (epsilon_swapped, ["step=0", "start and end are swapped"]),
-    (epsilon_clamp_against_end, ["step=300, start=0.0, end=1.0", "increasing schedule"]),
-    (epsilon_exponential, ["step=1", "expected 0.9"]),
-    (epsilon_step_plus_one, ["step=0", "expected 1", "ε = start"]),
-    (epsilon_tuple, ["returned tuple; expected a number"]),
+    (greedy_non_greedy_random, ["epsilon=1.0", "uniform over ALL actions"]),
+    (greedy_inverted, ["epsilon=0.0", "probability of a random action"]),
+    (greedy_one_coin, ["epsilon=0.2", "coin PER ROW"]),
+    (greedy_randint_too_small, ["Action 3 is never drawn"]),
+    (greedy_global_generator, ["called twice", "`generator` argument"]),
+    (greedy_argmax_dim0, ["returned shape (3,); expected (5,)"]),
+    (greedy_float, ["dtype torch.float32", "integer actions"]),
 ])
-def test_check_linear_epsilon_fails_on_mutants(mutant, fragments):
-    assert_fails(check_linear_epsilon, mutant, "linear_epsilon", *fragments)
+def test_check_epsilon_greedy_actions_fails_on_mutants(mutant, fragments):
+    assert_fails(check_epsilon_greedy_actions, mutant, "epsilon_greedy_actions", *fragments)
 
 
-def test_check_linear_epsilon_not_implemented():
-    assert_fails(check_linear_epsilon, not_implemented, "linear_epsilon is not implemented yet")
+# ------------------------------------------------------------------------------- the update step
+# Each mutant is the reference with one mistake a student makes, written as a student would.
+
+
+def _update(nets, optimizer, batch, config, step, *, select="config", evaluate="target",
+            done="terminated", grad_target=False, loss_fn=F.smooth_l1_loss, sign=1.0, clip=True,
+            zero_grad=True, target_update="due", tau=None):
+    q = nets.online(batch.observations).gather(1, batch.actions[:, None]).squeeze(1)
+    context = torch.enable_grad() if grad_target else torch.no_grad()
+    with context:
+        next_online, next_target = nets.online(batch.next_observations), nets.target(batch.next_observations)
+        chooser = {"config": next_online if config.double else next_target, "online": next_online,
+                   "target": next_target}[select]
+        values = {"target": next_target, "online": next_online}[evaluate]
+        value = values.gather(1, chooser.argmax(dim=1, keepdim=True)).squeeze(1)
+        d = {"terminated": batch.terminated.float(),
+             "either": (batch.terminated | batch.truncated).float()}[done]
+        y = batch.rewards + config.gamma * (1 - d) * value
+    loss = sign * loss_fn(q, y)
+    if zero_grad:
+        optimizer.zero_grad()
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(nets.online.parameters(), config.max_grad_norm)
+    optimizer.step()
+    if target_update == "always" or (target_update == "due" and step % config.target_update_every == 0):
+        polyak_update(nets.target, nets.online, config.tau if tau is None else tau)
+    return {"loss": loss.detach(), "q": q.detach().mean()}
+
+
+def update_separate_passes(nets, optimizer, batch, config, step):
+    """Correct, with separate forward passes and F.huber_loss."""
+    return _update(nets, optimizer, batch, config, step, loss_fn=F.huber_loss)
+
+
+def update_online_only(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, select="online", evaluate="online")
+
+
+def update_online_only_with_grad(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, select="online", evaluate="online",
+                   grad_target=True)
+
+
+def update_target_only(nets, optimizer, batch, config, step):
+    """DQN's target whatever config.double says."""
+    return _update(nets, optimizer, batch, config, step, select="target")
+
+
+def update_no_no_grad(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, grad_target=True)
+
+
+def update_truncated_terminal(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, done="either")
+
+
+def update_frozen_target(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, target_update="never")
+
+
+def update_target_every_step(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, target_update="always")
+
+
+def update_hard_copy(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, tau=1.0)
+
+
+def update_ascent(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, sign=-1.0)
+
+
+def update_mse(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, loss_fn=F.mse_loss)
+
+
+def update_summed(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step,
+                   loss_fn=lambda q, y: F.smooth_l1_loss(q, y, reduction="sum"))
+
+
+def update_no_clip(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, clip=False)
+
+
+def update_no_zero_grad(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, zero_grad=False)
+
+
+def update_swapped(nets, optimizer, batch, config, step):
+    return _update(nets, optimizer, batch, config, step, select="target", evaluate="online")
+
+
+def update_no_metrics(nets, optimizer, batch, config, step):
+    _update(nets, optimizer, batch, config, step)
+    return None
+
+
+def update_changes_batch(nets, optimizer, batch, config, step):
+    batch.rewards.clamp_(-1, 1)  # "reward clipping", in place
+    return _update(nets, optimizer, batch, config, step)
+
+
+def test_check_dqn_update_passes_on_references(capsys):
+    for fn in (dqn_update, update_separate_passes):
+        assert_passes(check_dqn_update, fn, capsys, "dqn_update")
+
+
+@pytest.mark.parametrize("mutant, fragments", [
+    (update_online_only, ["Double DQN", "ONLINE network alone"]),
+    (update_online_only_with_grad, ["ONLINE network, and with gradients"]),
+    (update_target_only, ["Double DQN", "config.double was ignored"]),
+    (update_no_no_grad, ["TARGET network received gradients", "torch.no_grad()"]),
+    (update_truncated_terminal, ["truncated transition was treated as terminal"]),
+    (update_frozen_target, ["target network's parameters", "never moved"]),
+    (update_target_every_step, ["step=1: the target must not move", "only when step %"]),
+    (update_hard_copy, ["became a copy of the online one"]),
+    (update_ascent, ["wrong sign"]),
+    (update_mse, ["Huber loss"]),
+    (update_summed, ["the loss differs", "summed over the batch"]),
+    (update_no_clip, ["not clipped"]),
+    (update_no_zero_grad, ["zero_grad"]),
+    (update_swapped, ["roles are swapped"]),
+    (update_no_metrics, ["returned NoneType; expected a dict with the loss"]),
+    (update_changes_batch, ["modified batch.rewards in place"]),
+])
+def test_check_dqn_update_fails_on_mutants(mutant, fragments):
+    assert_fails(check_dqn_update, mutant, "dqn_update", *fragments)
+
+
+def test_check_dqn_update_not_implemented():
+    assert_fails(check_dqn_update, not_implemented, "dqn_update is not implemented yet")
+
+
+def test_the_checks_variant_without_mistake_is_the_reference():
+    """The check's mistake variants start from the same update as the reference."""
+    from course_utils.checks import dqn as checks
+
+    for double, every, step, _ in checks._CASES:
+        expected, expected_state, _, _ = checks._outcome(dqn_update, double, every, step)
+        _, state, _, _ = checks._outcome(
+            lambda *args: {"loss": checks._variant(*args)}, double, every, step)
+        assert checks._same(state, expected_state)
+
+
+def test_every_named_mistake_changes_some_case():
+    """A hint that no case can produce would be dead text."""
+    from course_utils.checks import dqn as checks
+
+    for mistake in checks._UPDATE_HINTS:
+        changes = []
+        for double, every, step, _ in checks._CASES:
+            expected, expected_state, _, _ = checks._outcome(dqn_update, double, every, step)
+            wrong, wrong_state, _, _ = checks._outcome(None, double, every, step, mistake)
+            changes.append(not (torch.isclose(wrong["loss"], expected["loss"])
+                                and checks._same(wrong_state, expected_state)))
+        assert any(changes), mistake

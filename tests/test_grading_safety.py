@@ -239,35 +239,40 @@ GAMES = {
     "imports": {"gae": "from course_utils.returns import gae"},
     # The checks redefined to print their ✓ line, and nothing implemented.
     "redefines": {
-        "td_error": textwrap.dedent("""\
-            def check_td_error(fn):
-                print('✓ td_error: all 9 tests passed.')
+        "n_step_return": textwrap.dedent("""\
+            def check_n_step_return(fn):
+                print('✓ n_step_return: all 11 tests passed.')
             def check_gae(fn):
                 print('✓ gae: all 13 tests passed.')
-            def td_error(rewards, values, next_values, terminated, gamma):
+            def n_step_return(rewards, values, last_value, terminated, gamma, n):
                 return None"""),
         "gae": "def gae(*args):\n    return None",
     },
     # The checks' comparison helpers patched to accept anything.
     "patches": {
-        "td_error": textwrap.dedent("""\
+        "n_step_return": textwrap.dedent("""\
             import course_utils.checks.common as common
             import course_utils.checks.actor_critic as actor_critic
             common.expect_close = common.expect_tensor = lambda *args, **kwargs: args[0]
             actor_critic.expect_close = actor_critic._expect_match = lambda *args, **kwargs: args[0]
-            def td_error(rewards, values, next_values, terminated, gamma):
+            def n_step_return(rewards, values, last_value, terminated, gamma, n):
                 return rewards"""),
     },
     # The issue's vandal: writes over the grader's notebook and the repository's README, then
-    # solves td_error. The first write lands in its own folder; the second is refused (Landlock),
-    # so the cell fails and td_error is never defined.
+    # solves n_step_return. The first write lands in its own folder; the second is refused
+    # (Landlock), so the cell fails and n_step_return is never defined.
     "vandal": {
-        "td_error": textwrap.dedent("""\
+        "n_step_return": textwrap.dedent("""\
             import pathlib
             pathlib.Path('07_ppo.ipynb').write_text('')
             pathlib.Path('../README.md').write_text('gone')
-            def td_error(rewards, values, next_values, terminated, gamma):
-                return rewards + gamma * (1.0 - terminated) * next_values - values"""),
+            def n_step_return(rewards, values, last_value, terminated, gamma, n):
+                T = len(rewards)
+                end = [torch.zeros(1) if terminated else last_value.detach().reshape(1)]
+                v = torch.cat([values.detach(), *end])
+                return torch.stack([sum(gamma ** (k - t) * rewards[k] for k in range(t, min(t + n, T)))
+                                    + gamma ** (min(t + n, T) - t) * v[min(t + n, T)]
+                                    for t in range(T)])"""),
     },
 }
 
@@ -290,12 +295,12 @@ def test_gaming_submissions_of_notebook_06_score_zero_on_what_they_game(
     points, message = grades["imports", "gae"]
     assert points == 0
     assert "called course_utils.returns.gae" in message and "your own implementation" in message
-    assert grades["imports", "td_error"][0] == 1
-    assert grades["redefines", "td_error"][0] == grades["redefines", "gae"][0] == 0
-    assert grades["patches", "td_error"][0] == 0
+    assert grades["imports", "n_step_return"][0] == 1
+    assert grades["redefines", "n_step_return"][0] == grades["redefines", "gae"][0] == 0
+    assert grades["patches", "n_step_return"][0] == 0
     if landlock_abi():
-        assert grades["vandal", "td_error"][0] == 0
-    for exercise in ("n_step_return", "gae", "actor_critic_loss"):
+        assert grades["vandal", "n_step_return"][0] == 0
+    for exercise in ("gae", "collect_rollout", "a2c_update"):
         assert grades["vandal", exercise][0] == 1
     after = _fingerprint(REPOSITORY / "notebooks") | {"README.md": _fingerprint(REPOSITORY)["README.md"]}
     assert after == before

@@ -14,10 +14,11 @@ from course_utils import loops
 from course_utils.agents.base import OffPolicyAgent, Policy
 from course_utils.agents.legacy_dqn import DQNAgent
 from course_utils.buffers import ReplayBuffer
-from course_utils.loops import evaluate, train_off_policy
+from course_utils.loops import train_off_policy
 from course_utils.nn import MLPConfig
 from course_utils.schedules import linear_schedule
 from course_utils.tracking import Tracker
+from course_utils.trajectory import evaluate
 
 EVAL_SEED_OFFSET = 1_000_000  # train_off_policy evaluates on seeds seed + 1_000_000, + 1, …
 

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from check_helpers import assert_fails, assert_passes, not_implemented
-from course_utils.checks import check_approx_kl, check_clipped_surrogate, check_ppo_loss
+from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
+from course_utils.agents import ppo as ppo_module
+from course_utils.checks import (check_approx_kl, check_clipped_surrogate, check_gaussian_log_prob,
+                                 check_ppo_update)
 
 # ------------------------------------------------------------------------ clipped surrogate
 
@@ -225,97 +227,226 @@ def test_check_approx_kl_not_implemented():
     assert_fails(check_approx_kl, not_implemented, "approx_kl is not implemented yet")
 
 
-# ------------------------------------------------------------------------------ full PPO loss
+# ------------------------------------------------------------------------------ the PPO update
+
+UPDATE_DIFFERS = "the parameters after your update differ from the reference's"
 
 
-def ppo_loss(log_probs, old_log_probs, advantages, values, returns, entropy, clip, value_coef,
-             entropy_coef):
-    """The notebook's solution."""
-    policy_loss = clipped_surrogate(log_probs, old_log_probs, advantages, clip)
-    value_loss = ((returns - values) ** 2).mean()
-    return policy_loss + value_coef * value_loss - entropy_coef * entropy.mean()
+def _make_update(*, pick=torch.min, sign=-1.0, ratio=lambda log_ratio: log_ratio.exp(),
+                 normalise="config", kl_stop=True, grad_clip=True, zero_grad=True,
+                 entropy_sign=1.0, value_sign=1.0, shuffle="epoch", epochs_offset=0, metrics="last",
+                 clip_fraction=lambda r, c: ((r - 1).abs() > c).float().mean()):
+    """The notebook's solution, in a student's style, with a mistake switched on."""
+    def update(model, optimizer, rollout, config, generator):
+        n = len(rollout.advantages)
+        advantages_all = rollout.advantages
+        if normalise == "rollout":
+            advantages_all = (advantages_all - advantages_all.mean()) / (advantages_all.std() + 1e-8)
+        order = torch.randperm(n, generator=generator) if shuffle == "once" else None
+        history = []
+        for epoch in range(config.n_epochs):
+            if shuffle == "epoch":
+                order = torch.randperm(n, generator=generator)
+            elif shuffle == "none":
+                order = torch.arange(n)
+            elif shuffle == "global":
+                order = torch.randperm(n)
+            rows = []
+            for start in range(0, n, config.batch_size):
+                i = order[start:start + config.batch_size]
+                log_probs, entropy, values = model.evaluate(rollout.observations[i],
+                                                            rollout.actions[i])
+                advantages = advantages_all[i]
+                if (normalise == "config" and config.normalize_advantages) or normalise == "always":
+                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                r = ratio(log_probs - rollout.log_probs[i])
+                objective = pick(r * advantages, r.clamp(1 - config.clip, 1 + config.clip) * advantages)
+                policy_loss = sign * objective.mean()
+                value_loss = F.mse_loss(values, rollout.returns[i])
+                loss = policy_loss + value_sign * config.value_coef * value_loss \
+                    - entropy_sign * config.entropy_coef * entropy.mean()
+                if zero_grad:
+                    optimizer.zero_grad()
+                loss.backward()
+                if grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                kl = approx_kl(log_probs.detach(), rollout.log_probs[i])
+                rows.append(torch.stack([policy_loss.detach(), value_loss.detach(),
+                                         entropy.mean().detach(), kl,
+                                         clip_fraction(r.detach(), config.clip)]))
+            means = torch.stack(rows).mean(0)
+            history.append(means)
+            if kl_stop and config.target_kl is not None and means[3] > config.target_kl:
+                break
+        if metrics == "all epochs":
+            means = torch.stack(history).mean(0)
+        names = ["policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"]
+        return {**dict(zip(names, means)), "epochs": epoch + 1 + epochs_offset}
+    return update
 
 
-def ppo_mse(log_probs, old_log_probs, advantages, values, returns, entropy, clip, value_coef,
-            entropy_coef):
-    """Correct, with F.mse_loss and the CleanRL-style surrogate."""
-    return (surrogate_max_of_negatives(log_probs, old_log_probs, advantages, clip)
-            + value_coef * F.mse_loss(values, returns) - entropy_coef * entropy.mean())
+ppo_update = _make_update()
 
 
-def _ppo_with(surrogate=clipped_surrogate, value=lambda v, r: ((r - v) ** 2).mean(),
-              entropy_sign=1.0):
-    def fn(log_probs, old_log_probs, advantages, values, returns, entropy, clip, value_coef,
-           entropy_coef):
-        return (surrogate(log_probs, old_log_probs, advantages, clip)
-                + value_coef * value(values, returns) - entropy_sign * entropy_coef * entropy.mean())
-    return fn
+def ppo_update_with_functions(model, optimizer, rollout, config, generator):
+    """Correct, as the notebook writes it: exercises 1 and 2 inside, metrics as Python floats."""
+    n = rollout.advantages.shape[0]
+    for epoch in range(config.n_epochs):
+        order = torch.randperm(n, generator=generator)
+        rows = []
+        for start in range(0, n, config.batch_size):
+            i = order[start:start + config.batch_size]
+            log_probs, entropy, values = model.evaluate(rollout.observations[i], rollout.actions[i])
+            advantages = rollout.advantages[i]
+            if config.normalize_advantages:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+            policy_loss = clipped_surrogate(log_probs, rollout.log_probs[i], advantages, config.clip)
+            value_loss = ((values - rollout.returns[i]) ** 2).mean()
+            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            with torch.no_grad():
+                ratio = torch.exp(log_probs - rollout.log_probs[i])
+                rows.append([policy_loss.item(), value_loss.item(), entropy.mean().item(),
+                             approx_kl(log_probs, rollout.log_probs[i]).item(),
+                             ((ratio - 1).abs() > config.clip).float().mean().item()])
+        means = np.mean(rows, axis=0)
+        if config.target_kl is not None and means[3] > config.target_kl:
+            break
+    return {"policy_loss": means[0], "value_loss": means[1], "entropy": means[2],
+            "approx_kl": means[3], "clip_fraction": means[4], "epochs": epoch + 1}
 
 
-ppo_half_value = _ppo_with(value=lambda v, r: 0.5 * ((r - v) ** 2).mean())
-ppo_entropy_sign = _ppo_with(entropy_sign=-1.0)
-ppo_unclipped = _ppo_with(surrogate=surrogate_unclipped)
-ppo_surrogate_sign = _ppo_with(surrogate=surrogate_objective_not_loss)
-ppo_ratio_difference = _ppo_with(surrogate=surrogate_ratio_difference)
-ppo_old_not_detached = _ppo_with(surrogate=surrogate_old_not_detached)
-ppo_values_detached = _ppo_with(value=lambda v, r: ((r - v.detach()) ** 2).mean())
-ppo_value_abs = _ppo_with(value=lambda v, r: (r - v).abs().mean())
-ppo_fixed_clip = _ppo_with(surrogate=surrogate_fixed_clip)
+def update_modifies_rollout(model, optimizer, rollout, config, generator):
+    rollout.advantages.sub_(rollout.advantages.mean())
+    return ppo_update(model, optimizer, rollout, config, generator)
 
 
-def ppo_value_subtracted(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
-                         value_coef, entropy_coef):
-    return (clipped_surrogate(log_probs, old_log_probs, advantages, clip)
-            - value_coef * ((returns - values) ** 2).mean() - entropy_coef * entropy.mean())
+def update_returns_loss(model, optimizer, rollout, config, generator):
+    return ppo_update(model, optimizer, rollout, config, generator)["policy_loss"]
 
 
-def ppo_no_coefficients(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
-                        value_coef, entropy_coef):
-    return (clipped_surrogate(log_probs, old_log_probs, advantages, clip)
-            + ((returns - values) ** 2).mean() - entropy.mean())
-
-
-def ppo_per_sample(log_probs, old_log_probs, advantages, values, returns, entropy, clip,
-                   value_coef, entropy_coef):
-    ratio = torch.exp(log_probs - old_log_probs.detach())
-    surrogate = -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
-    return surrogate + value_coef * (returns - values) ** 2 - entropy_coef * entropy
-
-
-def test_check_ppo_loss_passes_on_references(capsys):
-    for fn in (ppo_loss, ppo_mse):
-        assert_passes(check_ppo_loss, fn, capsys, "ppo_loss")
+def test_check_ppo_update_passes_on_references(capsys):
+    for fn in (ppo_update, ppo_update_with_functions, own_copy(ppo_module.ppo_update)):
+        assert_passes(check_ppo_update, fn, capsys, "ppo_update")
 
 
 @pytest.mark.parametrize("mutant, fragments", [
-    (ppo_half_value, ["returned 0.0121; expected 0.5017", "no ½"]),
-    (ppo_entropy_sign, ["returned 0.5733; expected 0.5017", "entropy bonus is SUBTRACTED"]),
-    (ppo_unclipped, ["expected 0.5017", "The policy term is not clipped"]),
-    (ppo_surrogate_sign, ["expected 0.5017", "sign of the policy term"]),
-    (ppo_ratio_difference, ["expected 0.5017", "exponentiate the DIFFERENCE"]),
-    (ppo_old_not_detached, ["sends a gradient into old_log_probs"]),
-    (ppo_values_detached, ["no gradient reaches values", "Do not detach values"]),
-    (ppo_value_abs, ["mean SQUARED error"]),
-    (ppo_value_subtracted, ["The value loss is ADDED"]),
-    (ppo_no_coefficients, ["expected 0.5017"]),
-    (ppo_fixed_clip, ["clip=0.1", "Use the clip argument"]),
-    (ppo_per_sample, ["shape (6,)", "expected a scalar"]),
+    (_make_update(pick=torch.max), [UPDATE_DIFFERS, "MAXIMUM"]),
+    (_make_update(sign=1.0), [UPDATE_DIFFERS, "is MAXIMISED"]),
+    (_make_update(ratio=lambda log_ratio: torch.exp(-log_ratio)), [UPDATE_DIFFERS,
+                                                                     "wrong way round"]),
+    (_make_update(ratio=lambda log_ratio: log_ratio), [UPDATE_DIFFERS, "is log r, not r"]),
+    (_make_update(normalise="never"), [UPDATE_DIFFERS, "are not normalised"]),
+    (_make_update(normalise="always"), ["Gaussian", UPDATE_DIFFERS,
+                                        "config.normalize_advantages is False"]),
+    (_make_update(normalise="rollout"), [UPDATE_DIFFERS, "within each MINIBATCH"]),
+    (_make_update(kl_stop=False), [UPDATE_DIFFERS, "exceeded config.target_kl"]),
+    (_make_update(grad_clip=False), [UPDATE_DIFFERS, "gradient is not clipped"]),
+    (_make_update(zero_grad=False), [UPDATE_DIFFERS, "optimizer.zero_grad()"]),
+    (_make_update(entropy_sign=-1.0), [UPDATE_DIFFERS, "entropy bonus has the wrong sign"]),
+    (_make_update(value_sign=-1.0), [UPDATE_DIFFERS, "value loss has the wrong sign"]),
+    (_make_update(shuffle="once"), [UPDATE_DIFFERS, "the same in every epoch"]),
+    (_make_update(shuffle="none"), ["did not shuffle with the generator"]),
+    (_make_update(shuffle="global"), ["did not shuffle with the generator",
+                                      "generator=generator"]),
+    (_make_update(epochs_offset=-1), ["ran 2 epochs; expected 3", "MEAN approximate KL"]),
+    (_make_update(metrics="all epochs"), ["returned policy_loss=", "LAST epoch"]),
+    (_make_update(clip_fraction=lambda r, c: (r > 1 + c).float().mean()),
+     ["returned clip_fraction=", "|r − 1| > ε"]),
+    (update_modifies_rollout, ["modified its input advantages in place"]),
+    (update_returns_loss, ["returned Tensor; expected a dict", "clip_fraction"]),
 ])
-def test_check_ppo_loss_fails_on_mutants(mutant, fragments):
-    assert_fails(check_ppo_loss, mutant, "ppo_loss", *fragments)
+def test_check_ppo_update_fails_on_mutants(mutant, fragments):
+    assert_fails(check_ppo_update, mutant, "ppo_update", *fragments)
 
 
-def test_check_ppo_loss_not_implemented():
-    assert_fails(check_ppo_loss, not_implemented, "ppo_loss is not implemented yet")
+def test_check_ppo_update_refuses_the_package_update():
+    assert_fails(check_ppo_update, ppo_module.ppo_update, "called course_utils.agents.ppo.ppo_update",
+                 "your own implementation")
+
+
+def test_check_ppo_update_not_implemented():
+    assert_fails(check_ppo_update, not_implemented, "ppo_update is not implemented yet")
+
+
+# ------------------------------------------------------------------------------ Gaussian policy
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def gaussian_log_prob(actions, mean, log_std):
+    """The notebook's solution."""
+    return (-((actions - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std
+            - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_via_std(actions, mean, log_std):
+    """Correct, through σ and the normalised error."""
+    std = log_std.exp()
+    z = (actions - mean) / std
+    return -0.5 * (z ** 2).sum(dim=1) - torch.log(std).sum() - 0.5 * actions.shape[1] * LOG_2PI
+
+
+def _gaussian_with(error=lambda a, m, s: (a - m) ** 2 / (2 * s ** 2), log_term=lambda s: torch.log(s),
+                   constant=0.5 * LOG_2PI, std=torch.exp, reduce=lambda x: x.sum(-1)):
+    def fn(actions, mean, log_std):
+        s = std(log_std)
+        return reduce(-error(actions, mean, s) - log_term(s) - constant)
+    return fn
+
+
+def gaussian_torch(actions, mean, log_std):
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+
+
+def gaussian_product(actions, mean, log_std):
+    std = log_std.exp()
+    density = torch.exp(-((actions - mean) ** 2) / (2 * std ** 2)) / (std * np.sqrt(2 * np.pi))
+    return torch.log(density.prod(-1))
+
+
+def gaussian_detached(actions, mean, log_std):
+    return gaussian_log_prob(actions, mean.detach(), log_std)
+
+
+def test_check_gaussian_log_prob_passes_on_references(capsys):
+    for fn in (gaussian_log_prob, gaussian_via_std):
+        assert_passes(check_gaussian_log_prob, fn, capsys, "gaussian_log_prob")
+
+
+@pytest.mark.parametrize("mutant, fragments", [
+    (_gaussian_with(reduce=lambda x: x), ["returned shape (3, 2); expected (3,)", "sum the"]),
+    (_gaussian_with(reduce=lambda x: x.mean(-1)), ["do not average"]),
+    (_gaussian_with(std=lambda log_std: log_std), ["σ = exp(log_std)"]),
+    (_gaussian_with(std=lambda log_std: (0.5 * log_std).exp()), ["not log σ²"]),
+    (_gaussian_with(error=lambda a, m, s: (a - m) ** 2 / (2 * s)), ["not by 2σ"]),
+    (_gaussian_with(log_term=lambda s: 0.0), ["− log σ_j is missing"]),
+    (_gaussian_with(constant=0.0), ["log 2π per dimension is missing"]),
+    (_gaussian_with(constant=LOG_2PI), ["not − log 2π"]),
+    (_gaussian_with(error=lambda a, m, s: -(a - m) ** 2 / (2 * s ** 2)), ["sign of the squared"]),
+    (gaussian_product, ["underflows to 0"]),
+    (gaussian_detached, ["no gradient reaches mean"]),
+    (gaussian_torch, ["called torch.distributions.normal.Normal.log_prob"]),
+])
+def test_check_gaussian_log_prob_fails_on_mutants(mutant, fragments):
+    assert_fails(check_gaussian_log_prob, mutant, "gaussian_log_prob", *fragments)
+
+
+def test_check_gaussian_log_prob_not_implemented():
+    assert_fails(check_gaussian_log_prob, not_implemented, "gaussian_log_prob is not implemented yet")
 
 
 # --------------------------------------------------------------------------------- all checks
 
 
-ALL_CHECKS = [check_clipped_surrogate, check_approx_kl, check_ppo_loss]
+LOSS_CHECKS = [check_clipped_surrogate, check_approx_kl]
 
 
-@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("check", LOSS_CHECKS, ids=lambda check: check.__name__)
 def test_every_check_refuses_numpy_arrays(check):
     def as_numpy(*args, **kwargs):
         return np.zeros(())
@@ -324,7 +455,7 @@ def test_every_check_refuses_numpy_arrays(check):
         check(as_numpy)
 
 
-@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("check", LOSS_CHECKS, ids=lambda check: check.__name__)
 def test_every_check_refuses_numpy_computations(check):
     """A solution computed in NumPy and wrapped back into a tensor has no gradient (the losses)
     or is refused as an array (the KL estimate)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -417,6 +418,57 @@ def test_trajectory_equals_gym_pusht_s():
         if t in GYM_PUSHT_STATES:
             np.testing.assert_allclose(observation, GYM_PUSHT_STATES[t], rtol=0, atol=1e-6)
     assert np.linalg.norm(observation[2:4] - [240.0, 230.0]) > 100  # the block was pushed far
+
+
+@pytest.fixture(scope="module")
+def gym_pusht_replays():
+    """Episodes recorded with gym-pusht 0.1.8 on pymunk 6.11.1 (tests/data/record_gym_pusht_replays.py)."""
+    with np.load(Path(__file__).parent / "data" / "gym_pusht_replays.npz") as data:
+        return dict(data)
+
+
+def replay(env: PushTEnv, actions: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The states ``(T + 1, 5)``: ``first`` then the observation after each action."""
+    return np.array([first, *(env.step(action)[0] for action in actions)])
+
+
+@pytest.mark.parametrize("episode", [0, 1, 2], ids=["free", "against-a-wall", "in-a-corner"])
+def test_gym_pusht_s_episodes_replay_bit_for_bit(gym_pusht_replays, episode):
+    """Same start in a fresh space, same actions: gym-pusht's states exactly, wall contacts included."""
+    recorded = gym_pusht_replays
+    block_wall_steps = (recorded["wall_contacts"][episode] > 0).sum()
+    assert block_wall_steps == [0, 39, 37][episode]  # what each episode is there for
+    env = PushTEnv()
+    first, _ = env.reset(options={"reset_to_state": recorded["starts"][episode]})
+    states = replay(env, recorded["actions"][episode], first)
+    np.testing.assert_array_equal(states, recorded["states"][episode])
+
+
+def test_gym_pusht_s_reset_leaves_a_contact_its_observation_does_not_carry(gym_pusht_replays):
+    """gym-pusht's reset(seed=50) runs a physics step with the pusher overlapping the block, and the
+    contact stays cached. Redoing that reset here continues its episode bit for bit; starting a
+    fresh space from its observation (reset_to_state) diverges, by the numbers in the docstring."""
+    recorded = gym_pusht_replays
+    drawn, actions, expected = recorded["reset_drawn"], recorded["reset_actions"], recorded["reset_states"]
+    env = PushTEnv()
+    env.reset(seed=int(recorded["reset_seed"]))  # draws the state gym-pusht's reset(seed=50) draws
+    assert [*env.agent.position, env.block.angle] == [*drawn[:2], drawn[4]]
+    np.testing.assert_allclose(env.block_pose[:2], drawn[2:4], rtol=0, atol=1e-9)
+    # gym-pusht's reset: the block (created at angle 0) gets its position, then its angle (turning
+    # about the centre of gravity), then one physics step.
+    env.block.angle = 0.0
+    env.block.position = tuple(drawn[2:4])
+    env.block.angle = drawn[4]
+    env.space.step(0.01)
+    np.testing.assert_array_equal(replay(env, actions, env.state), expected)
+
+    first, _ = env.reset(options={"reset_to_state": expected[0]})  # the same state, no cached contact
+    states = replay(env, actions, first)
+    gap = np.linalg.norm(states[:, 2:4] - expected[:, 2:4], axis=1)
+    assert gap[0] < 1e-9
+    assert gap[1] == pytest.approx(0.43, abs=0.01)
+    assert gap[3] == pytest.approx(1.1, abs=0.05)  # the block meets a wall
+    assert gap[11] == pytest.approx(22.4, abs=0.1)
 
 
 # ------------------------------------------------------------------------------ symmetry

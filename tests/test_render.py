@@ -6,16 +6,13 @@ import os
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders without a display
 
-import base64  # noqa: E402
 import io  # noqa: E402
-import re  # noqa: E402
 
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
 import gymnasium as gym  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -592,3 +592,10 @@ def test_progress_in_jupyter_is_one_display_and_ends_with_the_count_reached(monk
             break
     # Three items were finished when the loop broke: the line says so, and stays one line.
     assert shown[0].startswith("seeds") and "3/10" in shown[-1] and len(shown) <= 3
+
+
+def test_training_run_a_last_rollout_past_the_budget_shows_the_steps_taken(capsys):
+    config = TrainConfig(total_steps=20, log_every=10)
+    run_loop(config, n_envs=8)  # 8, 16, 24: the last advance passes the budget
+    out = capsys.readouterr().out
+    assert "24/24" in out and "100%" in out

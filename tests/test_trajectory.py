@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.trajectory: building, sampling and compiling trajectories."""
+"""Unit tests of course_utils.trajectory: building and sampling trajectories, evaluating a policy."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.returns import reward_to_go, sum_of_rewards
 from course_utils.trajectory import (
-    Batch,
     ExperienceData,
     Trajectory,
     TrajectoryBuilder,
     action_function,
-    compile_trajectories,
     env_action,
+    evaluate,
     sample_trajectories,
     sample_trajectory,
 )
@@ -353,8 +351,6 @@ def test_sample_with_tensor_actions(cartpole):
     traj = sample_trajectory(cartpole, lambda obs: torch.tensor(0), seed=0)
     assert traj.terminated[-1]
     assert traj.actions.tolist() == [0] * len(traj)
-    batch = compile_trajectories([traj], device="cpu")
-    assert batch.actions.dtype == torch.int64
 
 
 def test_discrete_actions_not_modified():
@@ -396,107 +392,81 @@ def test_sample_trajectories_rejects_min_timesteps_below_one(cartpole, bad):
         sample_trajectories(cartpole, always_zero, min_timesteps=bad)
 
 
-# ------------------------------------------------------------------------------- compile
+# ------------------------------------------------------------------------------- evaluate
 
 
-@pytest.fixture
-def two_episodes():
-    first = build([1.0, 2.0, 3.0], terminated=True)
-    second = build([10.0, 20.0], terminated=False, truncated=True)
-    return [first, second]
+class LinearPolicy:
+    """A small torch policy: greedy = the likelier action, get_action samples."""
+
+    def __init__(self):
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(4, 2)
+
+    def _logits(self, observation):
+        return self.net(torch.as_tensor(observation, dtype=torch.float32))
+
+    @torch.no_grad()
+    def greedy_action(self, observation):
+        return int(self._logits(observation).argmax())
+
+    @torch.no_grad()
+    def get_action(self, observation):
+        return int(torch.distributions.Categorical(logits=self._logits(observation)).sample())
 
 
-def test_compile_shapes_and_dtypes(two_episodes):
-    batch = compile_trajectories(two_episodes, device="cpu")
-    assert isinstance(batch, Batch)
-    assert batch.observations.shape == (5, 3) and batch.observations.dtype == torch.float32
-    assert batch.actions.shape == (5,) and batch.actions.dtype == torch.int64
-    assert batch.rewards.shape == (5,) and batch.rewards.dtype == torch.float32
-    assert batch.weights.shape == (5,) and batch.weights.dtype == torch.float32
-    assert batch.terminated.dtype == torch.bool and batch.truncated.dtype == torch.bool
-    assert batch.terminated.tolist() == [False, False, True, False, False]
-    assert batch.truncated.tolist() == [False, False, False, False, True]
-    assert batch.episode_returns.tolist() == [6.0, 30.0]
-    assert batch.observations[:, 0].tolist() == [0, 1, 2, 0, 1]
-    assert batch.actions.tolist() == [0, 1, 0, 0, 1]
-    for tensor in dataclasses.astuple(batch):
-        assert tensor.device == torch.device("cpu")
+class GreedySpy:
+    def __init__(self):
+        self.greedy_calls = 0
+
+    def greedy_action(self, observation):
+        self.greedy_calls += 1
+        return balance(observation)
+
+    def get_action(self, observation):
+        raise AssertionError("get_action used although greedy_action exists")
 
 
-def test_compile_default_weights_are_rewards(two_episodes):
-    batch = compile_trajectories(two_episodes, device="cpu")
-    assert batch.weights.tolist() == [1.0, 2.0, 3.0, 10.0, 20.0]
-    assert batch.rewards.tolist() == [1.0, 2.0, 3.0, 10.0, 20.0]
+def test_evaluate_returns_n_episodes(cartpole):
+    returns = evaluate(cartpole, ConstantPolicy(0), n_episodes=4, seed=0)
+    assert isinstance(returns, np.ndarray) and returns.shape == (4,)
+    expected = [sample_trajectory(cartpole, ConstantPolicy(0), seed=s).total_reward for s in range(4)]
+    np.testing.assert_array_equal(returns, expected)
 
 
-def test_compile_weights_per_episode_reward_to_go(two_episodes):
-    batch = compile_trajectories(two_episodes, weights_fn=reward_to_go, device="cpu")
-    # Leaking across the boundary would give 36, 35, 33 for the first episode.
-    assert batch.weights.tolist() == [6.0, 5.0, 3.0, 30.0, 20.0]
+def test_evaluate_uses_greedy_action():
+    policy = GreedySpy()
+    returns = evaluate(gym.make("CartPole-v1", max_episode_steps=30), policy, n_episodes=2, seed=0)
+    np.testing.assert_array_equal(returns, [30.0, 30.0])
+    assert policy.greedy_calls == 60
 
 
-def test_compile_weights_per_episode_sum_and_discount(two_episodes):
-    batch = compile_trajectories(two_episodes, weights_fn=sum_of_rewards, device="cpu")
-    assert batch.weights.tolist() == [6.0, 6.0, 6.0, 30.0, 30.0]
-    batch = compile_trajectories(two_episodes, weights_fn=lambda r: reward_to_go(r, 0.5),
-                                 device="cpu")
-    torch.testing.assert_close(batch.weights, torch.tensor([2.75, 3.5, 3.0, 20.0, 20.0]))
+def test_evaluate_not_greedy_uses_get_action(cartpole):
+    class Both(ConstantPolicy):
+        def greedy_action(self, observation):
+            raise AssertionError("greedy_action used with greedy=False")
+
+    returns = evaluate(cartpole, Both(0), n_episodes=2, seed=0, greedy=False)
+    assert returns.shape == (2,)
 
 
-def test_compile_calls_weights_fn_once_per_episode(two_episodes):
-    seen = []
-
-    def spy(rewards):
-        seen.append(rewards.tolist())
-        return rewards * 2
-
-    batch = compile_trajectories(two_episodes, weights_fn=spy, device="cpu")
-    assert seen == [[1.0, 2.0, 3.0], [10.0, 20.0]]
-    assert batch.weights.tolist() == [2.0, 4.0, 6.0, 20.0, 40.0]
+def test_evaluate_callable_policy(cartpole):
+    returns = evaluate(cartpole, lambda obs: 0, n_episodes=2, seed=1)
+    assert returns.shape == (2,) and (returns > 0).all()
 
 
-def test_compile_accepts_numpy_weights(two_episodes):
-    batch = compile_trajectories(two_episodes, weights_fn=lambda r: np.ones(len(r)), device="cpu")
-    assert batch.weights.dtype == torch.float32 and batch.weights.tolist() == [1.0] * 5
+def test_evaluate_is_reproducible_and_uses_consecutive_seeds(cartpole):
+    policy = LinearPolicy()
+    a = evaluate(cartpole, policy, n_episodes=3, seed=10)
+    np.testing.assert_array_equal(a, evaluate(cartpole, policy, n_episodes=3, seed=10))
+    expected = [sample_trajectory(cartpole, policy.greedy_action, seed=s).total_reward
+                for s in (10, 11, 12)]
+    np.testing.assert_array_equal(a, expected)
 
 
-def test_compile_continuous_actions_are_float32():
-    actions = [np.array([0.5, -1.0], dtype=np.float64), np.array([2.0, 3.0], dtype=np.float64)]
-    batch = compile_trajectories([build([1.0, 1.0], actions=actions)], device="cpu")
-    assert batch.actions.dtype == torch.float32
-    assert batch.actions.shape == (2, 2)
-    assert batch.actions.tolist() == [[0.5, -1.0], [2.0, 3.0]]
-
-
-def test_compile_int32_actions_become_int64():
-    traj = build([1.0, 1.0], actions=[np.int32(1), np.int32(0)])
-    batch = compile_trajectories([traj], device="cpu")
-    assert batch.actions.dtype == torch.int64 and batch.actions.tolist() == [1, 0]
-
-
-def test_compile_sampled_cartpole(cartpole):
-    trajs = sample_trajectories(cartpole, always_zero, min_timesteps=30, seed=0)
-    batch = compile_trajectories(trajs, weights_fn=reward_to_go, device="cpu")
-    n = sum(len(t) for t in trajs)
-    assert batch.observations.shape == (n, 4)
-    assert batch.actions.dtype == torch.int64
-    assert int(batch.terminated.sum()) == len(trajs)
-    # reward-to-go of an all-ones episode of length T is T, T-1, ..., 1.
-    expected = np.concatenate([np.arange(len(t), 0, -1) for t in trajs])
-    np.testing.assert_array_equal(batch.weights.numpy(), expected)
-
-
-@pytest.mark.parametrize("wrong", [
-    lambda r: r.sum(),
-    lambda r: r[:-1],
-    lambda r: r.unsqueeze(-1),
-    lambda r: torch.cat([r, r]),
-])
-def test_compile_weights_fn_wrong_shape_raises(two_episodes, wrong):
-    with pytest.raises(ValueError, match=r"weights_fn returned shape .* episode 0"):
-        compile_trajectories(two_episodes, weights_fn=wrong, device="cpu")
-
-
-def test_compile_empty_raises():
-    with pytest.raises(ValueError, match="trajectories is empty"):
-        compile_trajectories([], device="cpu")
+def test_evaluate_sampling_reproducible_with_torch_seed(cartpole):
+    policy = LinearPolicy()
+    torch.manual_seed(1)
+    a = evaluate(cartpole, policy, n_episodes=3, seed=0, greedy=False)
+    torch.manual_seed(1)
+    b = evaluate(cartpole, policy, n_episodes=3, seed=0, greedy=False)
+    np.testing.assert_array_equal(a, b)

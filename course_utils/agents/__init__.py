@@ -1,7 +1,5 @@
-"""Reference agents, built from pluggable parts so that students' own functions can train them."""
+"""One file per algorithm, each readable top to bottom: its config, networks, update step and
+``train``. Import from the algorithm's module, e.g. ``from course_utils.agents.ppo import train``.
 
-from course_utils.agents.base import Agent, Policy, RandomAgent, RandomPolicy
-from course_utils.agents.pg import PGAgent, PGPolicy, baseline_advantage, policy_gradient_loss
-
-__all__ = ["Agent", "Policy", "RandomAgent", "RandomPolicy", "PGAgent", "PGPolicy",
-           "baseline_advantage", "policy_gradient_loss"]
+``base``, ``continuous``, ``legacy_dqn``, ``legacy_ddpg``, ``legacy_sac`` and ``bc`` are the
+older, class-based agents that notebook 09 still uses."""

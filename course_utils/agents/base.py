@@ -1,15 +1,12 @@
-"""The two abstractions of the course: a policy chooses actions, an agent learns a policy."""
+"""The interfaces of the older, class-based agents that notebook 09 still uses: a ``Policy``
+chooses actions; an ``OffPolicyAgent`` learns from replayed transitions."""
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
-
-from course_utils.trajectory import Trajectory
 
 
 class Policy(ABC):
@@ -18,16 +15,6 @@ class Policy(ABC):
     @abstractmethod
     def get_action(self, observation: np.ndarray) -> Any:
         """An action for one observation of shape ``obs_shape`` (no batch dimension)."""
-
-
-class Agent(ABC):
-    """An agent has a policy and improves it from the trajectories that policy produced."""
-
-    policy: Policy
-
-    @abstractmethod
-    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
-        """Improve the policy from a batch of trajectories; return metrics to log."""
 
 
 class OffPolicyAgent(ABC):
@@ -60,25 +47,3 @@ class OffPolicyAgent(ABC):
 
     def end_episode(self) -> None:
         """Called by the loop when an episode ends (e.g. to reset temporally correlated noise)."""
-
-
-class RandomPolicy(Policy):
-    """Uniformly random actions from an action space; ignores the observation."""
-
-    def __init__(self, action_space: gym.Space, seed: int | None = None) -> None:
-        # A copy, so that seeding it does not reseed the environment's own action space.
-        self.action_space = copy.deepcopy(action_space)
-        self.action_space.seed(seed)
-
-    def get_action(self, observation: np.ndarray) -> Any:
-        return self.action_space.sample()
-
-
-class RandomAgent(Agent):
-    """An agent that never learns: the baseline every learning agent must beat."""
-
-    def __init__(self, action_space: gym.Space, seed: int | None = None) -> None:
-        self.policy = RandomPolicy(action_space, seed)
-
-    def update(self, trajectories: Sequence[Trajectory]) -> dict[str, float]:
-        return {}

@@ -35,7 +35,7 @@ from torch import nn
 
 from course_utils.buffers import ReplayBatch, ReplayBuffer
 from course_utils.device import get_device
-from course_utils.loops import evaluate
+from course_utils.trajectory import evaluate
 from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, polyak_update
 from course_utils.tracking import TrainConfig, Tracker, TrainingRun
 from course_utils.validation import check_int

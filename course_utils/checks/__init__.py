@@ -1,10 +1,10 @@
 """Exercise checks, one module per notebook; ``common`` holds what they share."""
 
 from course_utils.checks.actor_critic import (
-    check_actor_critic_loss,
+    check_a2c_update,
+    check_collect_rollout,
     check_gae,
     check_n_step_return,
-    check_td_error,
 )
 from course_utils.checks.bandits import (
     check_epsilon_greedy,
@@ -21,8 +21,8 @@ from course_utils.checks.continuous_control import (
 )
 from course_utils.checks.dqn import (
     check_double_dqn_target,
-    check_dqn_target,
-    check_linear_epsilon,
+    check_dqn_update,
+    check_epsilon_greedy_actions,
     check_polyak_update,
 )
 from course_utils.checks.dynamic_programming import (
@@ -40,54 +40,56 @@ from course_utils.checks.monte_carlo_td import (
     check_td0_update,
 )
 from course_utils.checks.policy_gradient import (
-    check_baseline_advantage,
     check_discounted_reward_to_go,
+    check_reinforce_update,
     check_reward_to_go,
-    check_surrogate_loss,
+    check_softmax_score,
 )
 from course_utils.checks.ppo import (
     check_approx_kl,
     check_clipped_surrogate,
-    check_ppo_loss,
+    check_gaussian_log_prob,
+    check_ppo_update,
 )
 from course_utils.checks.pusht import check_bc_loss, check_coverage
 
 __all__ = [
-    "check_actor_critic_loss",
+    "check_a2c_update",
     "check_approx_kl",
-    "check_baseline_advantage",
     "check_bc_loss",
     "check_bitflip_reward",
     "check_clipped_surrogate",
+    "check_collect_rollout",
     "check_coverage",
     "check_ddpg_update",
     "check_discounted_reward_to_go",
     "check_double_dqn_target",
     "check_double_q_update",
-    "check_dqn_target",
+    "check_dqn_update",
     "check_epsilon_greedy",
+    "check_epsilon_greedy_actions",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
     "check_future_goal_indices",
     "check_gae",
+    "check_gaussian_log_prob",
     "check_gradient_bandit_update",
     "check_greedy_policy",
     "check_incremental_update",
-    "check_linear_epsilon",
     "check_n_step_return",
     "check_policy_evaluation",
     "check_polyak_update",
-    "check_ppo_loss",
+    "check_ppo_update",
     "check_q_learning_update",
+    "check_reinforce_update",
     "check_reward_to_go",
     "check_sac_update",
     "check_sarsa_update",
-    "check_surrogate_loss",
+    "check_softmax_score",
     "check_tanh_log_prob_correction",
     "check_td0_update",
     "check_td3_target",
     "check_td3_update",
-    "check_td_error",
     "check_ucb_select",
     "check_value_iteration",
 ]

@@ -1,43 +1,41 @@
-"""Checks of notebook 06's exercises: the TD error, the n-step return, generalised advantage
-estimation (GAE) and the actor-critic loss.
+"""Checks of notebook 06's exercises: the n-step return, generalised advantage estimation (GAE),
+A2C's rollout collection on a vector environment, and the A2C update.
 
-Conventions (those of ``course_utils.returns.gae`` and the on-policy agents): time is the first
-dimension, ``(T,)`` for one environment or ``(T, N)`` for N environments stepped together;
+Conventions (those of ``course_utils.returns.gae`` and ``course_utils.agents.a2c``): time is the
+first dimension, ``(T,)`` for one environment or ``(T, N)`` for N environments stepped together;
 ``terminated`` is 1.0 where step t reached a terminal state (no bootstrap: V(s_{t+1}) = 0) and
 ``done`` is 1.0 where the episode ended at step t, terminated or truncated (the λ-trace stops);
 ``next_values[t]`` is V of the observation that followed step t (at a truncation, the episode's
 final observation). Every known-answer case puts a large value on the next state of a terminal
 step, so a missing terminal mask cannot go unnoticed. Targets and advantages are constants for the
 losses that use them: the n-step return and GAE must come back without gradient.
+
+The rollout and update checks run the student's function and the reference on the same seeds and
+compare every stored tensor (the rollout) or every parameter after the step (the update, with
+plain SGD so that a gradient's scale shows); a mismatch is named by running the usual mistakes
+the same way and finding the one that gives the student's result.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+import gymnasium as gym
+import numpy as np
 import torch
+from torch import nn
 
-from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, fmt,
-                                                Fn, passed, references)
+from course_utils.agents.a2c import A2CConfig, ActorCritic, Rollout
+from course_utils.checks.common import call, expect_tensor, fmt, Fn, passed, references
 from course_utils.returns import gae as _library_gae
 
 __all__ = [
-    "check_actor_critic_loss",
+    "check_a2c_update",
+    "check_collect_rollout",
     "check_gae",
     "check_n_step_return",
-    "check_td_error",
 ]
 
-TERMINAL_HINT = ("A terminated step has no future: δ = r − V(s) there, whatever the critic says "
-                 "about s' (multiply the bootstrap term by 1 − terminated).")
-INVERTED_HINT = "The mask is inverted: bootstrap where terminated = 0, not where it is 1."
-NO_GAMMA_HINT = "Discount the next state's value: r + γ (1 − terminated) V(s')."
-HALF_HINT = ("This course's value loss has no ½: value_coef · mean((R − V)²), i.e. "
-             "value_coef * F.mse_loss(values, returns). You multiplied it by ½.")
-ENTROPY_SIGN_HINT = ("The entropy bonus is SUBTRACTED: − entropy_coef · mean(H). Minimising the "
-                     "loss then keeps the entropy up, i.e. the policy exploring.")
-SUM_HINT = "Average over the batch (mean) instead of summing, for every term of the loss."
 DETACH_TARGET_HINT = ("Compute it from values.detach() (or under torch.no_grad()), or return "
                       "result.detach().")
 
@@ -94,141 +92,11 @@ def _expect_no_gradient(result: torch.Tensor, shown: str, what: str) -> None:
                              f"{what} {DETACH_TARGET_HINT}")
 
 
-def _expect_loss_value(loss: torch.Tensor, expected: float, shown: str,
-                       mistakes: Sequence[tuple[float, str]], hint: str) -> None:
-    """The scalar ``loss`` equals ``expected``; otherwise the hint of the matching mistake."""
-    value = loss.item()
-    if not math.isfinite(value):
-        raise AssertionError(f"{shown} returned {value}; expected {expected:.4f}. {hint}")
-    if math.isclose(value, expected, rel_tol=1e-4, abs_tol=1e-4):
-        return
-    for wrong, wrong_hint in mistakes:
-        if math.isclose(wrong, expected, rel_tol=1e-4, abs_tol=1e-4):
-            continue
-        if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-4):
-            hint = wrong_hint
-            break
-    raise AssertionError(f"{shown} returned {value:.4f}; expected {expected:.4f}. {hint}")
-
-
-def _gradients(loss: torch.Tensor, inputs: dict[str, torch.Tensor], shown: str
-               ) -> dict[str, Optional[torch.Tensor]]:
-    """∂loss/∂input for every input (None where no gradient reaches it)."""
-    if not loss.requires_grad:
-        raise AssertionError(f"{shown} has no gradient: do not detach log_probs or values, and do "
-                             "not use .item() or NumPy inside the loss.")
-    grads = torch.autograd.grad(loss, list(inputs.values()), allow_unused=True)
-    return dict(zip(inputs, grads))
-
-
-def _expect_gradient(grad: Optional[torch.Tensor], expected: torch.Tensor, argument: str,
-                     shown: str, missing: str, hint: str) -> None:
-    if grad is None or (grad.abs().max() == 0 and expected.abs().max() > 0):
-        raise AssertionError(f"{shown}: no gradient reaches {argument}. {missing}")
-    expect_close(grad, expected, f"the gradient of {shown} with respect to {argument}", hint)
-
-
-def _expect_value_and_entropy_gradients(grads: dict[str, Optional[torch.Tensor]],
-                                        difference: torch.Tensor, value_coef: float,
-                                        entropy_coef: float, shown: str) -> None:
-    """The gradients of ``… + value_coef · mean((R − V)²) − entropy_coef · mean(H)`` into
-    ``values`` and ``entropy`` (``difference`` is ``R − V``, shape ``(B,)``): the part an
-    actor-critic loss and PPO's loss share."""
-    B = len(difference)
-    _expect_gradient(grads["values"], -2.0 * value_coef * difference / B, "values", shown,
-                     "Do not detach values: the critic learns from value_coef · mean((R − V)²).",
-                     "∂L/∂V_i must be −2 · value_coef · (R_i − V_i) / B: value_coef · "
-                     "mean((R − V)²), no ½.")
-    _expect_gradient(grads["entropy"], torch.full((B,), -entropy_coef / B), "entropy", shown,
-                     "Do not detach entropy: the bonus keeps the policy exploring only if it is "
-                     "differentiated.",
-                     "∂L/∂H_i must be −entropy_coef / B: − entropy_coef · mean(H).")
-
-
-def _value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    return ((returns.double() - values.double()) ** 2).mean()
-
-
-# --------------------------------------------------------------------------------- TD error
+# ------------------------------------------------------------------------- the TD error (GAE, λ = 0)
 
 
 def _td(rewards, values, next_values, terminated, gamma):
     return rewards + gamma * (1.0 - terminated) * next_values - values
-
-
-def _td_mistakes(rewards, values, next_values, terminated, gamma):
-    r, v, nv, d = (x.double() for x in (rewards, values, next_values, terminated))
-    return [
-        (_td(r, v, nv, 0.0, gamma), TERMINAL_HINT),
-        (_td(r, v, nv, 1.0 - d, gamma), INVERTED_HINT),
-        (r + (1.0 - d) * nv - v, NO_GAMMA_HINT),
-        (r + gamma * (1.0 - d) * nv,
-         "That is the TD target r + γ (1 − terminated) V(s'): the TD error subtracts the "
-         "current estimate, δ = target − V(s)."),
-        (-_td(r, v, nv, d, gamma),
-         "Check the sign: δ = r + γ (1 − terminated) V(s') − V(s), positive when the step went "
-         "better than the critic expected."),
-        (_td(r, nv, v, d, gamma),
-         "values and next_values are swapped: V(s') (next_values) is bootstrapped, V(s) (values) "
-         "is subtracted."),
-        ((1.0 - d) * (r + gamma * nv) - v,
-         "The reward of a terminated step still counts: δ = r − V(s) there. Mask only the "
-         "bootstrap term, γ (1 − terminated) V(s')."),
-        (r + gamma * (1.0 - d) * (nv - v),
-         "Only V(s') is discounted and masked; V(s) is subtracted in full: "
-         "δ = r + γ (1 − terminated) V(s') − V(s)."),
-    ]
-
-
-@references("course_utils.returns.gae")
-def check_td_error(fn: Fn) -> None:
-    """Check ``fn(rewards, values, next_values, terminated, gamma) -> δ`` is the TD error
-    ``δ = r + γ (1 − terminated) V(s') − V(s)``, elementwise: every argument a tensor of the same
-    shape ``(B,)`` (or ``(T, N)``), ``terminated`` 1.0 where the step reached a terminal state."""
-    name = "td_error"
-    hint = ("δ = r + γ (1 − terminated) V(s') − V(s): rewards + gamma * (1 - terminated) * "
-            "next_values - values.")
-    n = 0
-    # B = 4 steps; step 2 is terminal and its next value is large.
-    # δ = [1 + 0.9·2 − 0.5, 0 + 0.9·3 − 2, −1 − 1, 2 + 0.9·1 + 1] = [2.3, 0.7, −2.0, 3.9]
-    rewards_list, values_list = [1.0, 0.0, -1.0, 2.0], [0.5, 2.0, 1.0, -1.0]
-    next_list, terminated_list = [2.0, 3.0, 50.0, 1.0], [0.0, 0.0, 1.0, 0.0]
-    inputs = {"rewards": torch.tensor(rewards_list), "values": torch.tensor(values_list),
-              "next_values": torch.tensor(next_list), "terminated": torch.tensor(terminated_list)}
-    copies = {k: v.clone() for k, v in inputs.items()}
-    shown = (f"{name}(rewards={rewards_list}, values={values_list}, next_values={next_list}, "
-             f"terminated={terminated_list}, gamma=0.9)")
-    result = call(fn, name, *inputs.values(), 0.9)
-    _expect_unchanged(name, inputs, copies)
-    _expect_match(result, torch.tensor([2.3, 0.7, -2.0, 3.9]), shown,
-                  _td_mistakes(*inputs.values(), 0.9), hint)
-    n += 1
-
-    r, v, nv, d = inputs.values()
-    for gamma, why in ((0.0, "With γ = 0 the TD error is r − V(s)."),
-                       (1.0, "γ = 1 is allowed (no discount): δ = r + (1 − terminated) V(s') − "
-                             "V(s).")):
-        shown = f"{name}(…the same steps…, gamma={gamma})"
-        _expect_match(call(fn, name, r, v, nv, d, gamma), _td(r, v, nv, d, gamma), shown,
-                      _td_mistakes(r, v, nv, d, gamma), why)
-        n += 1
-    shown = f"{name}(…the same steps…, terminated=[1.0, 1.0, 1.0, 1.0], gamma=0.99)"
-    _expect_match(call(fn, name, r, v, nv, torch.ones(4), 0.99), r - v, shown,
-                  _td_mistakes(r, v, nv, torch.ones(4), 0.99), TERMINAL_HINT)
-    n += 1
-
-    generator = torch.Generator().manual_seed(60)
-    for shape in ((64,), (16, 4)):
-        r = torch.randn(shape, generator=generator)
-        v, nv = (torch.randn(shape, generator=generator) * 5 for _ in range(2))
-        d = (torch.rand(shape, generator=generator) < 0.2).float()
-        what = (f"a random batch of {shape[0]} steps" if len(shape) == 1 else
-                f"random steps of shape (T, N) = {shape}, time first")
-        _expect_match(call(fn, name, r, v, nv, d, 0.99), _td(r, v, nv, d, 0.99),
-                      f"{name}({what}, gamma=0.99)", _td_mistakes(r, v, nv, d, 0.99),
-                      hint + " Elementwise: it works unchanged on any shape.")
-        n += 1
-    passed(name, n)
 
 
 # ---------------------------------------------------------------------------- n-step return
@@ -532,107 +400,400 @@ def check_gae(fn: Fn) -> None:
     passed(name, n)
 
 
-# ------------------------------------------------------------------------ actor-critic loss
 
 
-def _ac_loss(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef, *,
-             policy_sign: float = 1.0, weights=None, value_term=None, entropy_sign: float = 1.0,
-             reduce=torch.mean) -> float:
-    lp, adv, ent = log_probs.double(), advantages.double(), entropy.double()
-    weights = adv if weights is None else weights.double()
-    value_term = (returns.double() - values.double()) ** 2 if value_term is None else value_term
-    return (-policy_sign * reduce(lp * weights) + value_coef * reduce(value_term)
-            - entropy_sign * entropy_coef * reduce(ent)).item()
+# ------------------------------------------------------------------------ rollout collection
 
 
-def _ac_mistakes(log_probs, advantages, values, returns, entropy, value_coef, entropy_coef):
-    args = (log_probs, advantages, values, returns, entropy, value_coef, entropy_coef)
-    difference = returns.double() - values.double()
-    return [
-        (_ac_loss(*args, policy_sign=-1.0),
-         "Check the sign of the policy term: optimisers MINIMISE, and the actor must MAXIMISE "
-         "mean(log π · A), so the loss has −mean(log π · A)."),
-        (_ac_loss(*args, value_term=0.5 * difference ** 2), HALF_HINT),
-        (_ac_loss(*args, entropy_sign=-1.0), ENTROPY_SIGN_HINT),
-        (_ac_loss(*args, reduce=torch.sum), SUM_HINT),
-        (_ac_loss(log_probs, advantages, values, returns, entropy, 1.0, entropy_coef),
-         "Weigh the value loss by value_coef: + value_coef · mean((R − V)²)."),
-        (_ac_loss(log_probs, advantages, values, returns, entropy, value_coef, 0.0),
-         "The entropy bonus is missing: − entropy_coef · mean(H)."),
-        (_ac_loss(log_probs, advantages, values, returns, entropy, value_coef, 1.0),
-         "Weigh the entropy bonus by entropy_coef: − entropy_coef · mean(H)."),
-        (_ac_loss(*args, value_term=difference.abs()),
-         "The value loss is the mean SQUARED error, mean((R − V)²), not the absolute error."),
-        (_ac_loss(*args, value_term=difference),
-         "Square the value error: mean((R − V)²); a plain mean(R − V) can be made arbitrarily "
-         "small by raising V."),
-        (_ac_loss(*args, value_term=advantages.double() ** 2),
-         "The value loss compares the critic's values with the returns: mean((returns − values)²). "
-         "The advantages are detached, so a loss built from them does not train the critic."),
-        (_ac_loss(*args, weights=returns),
-         "The policy term weighs log π by the ADVANTAGE (how much better than the critic "
-         "expected), not by the return: −mean(log π · A)."),
-        (_ac_loss(*args, policy_sign=0.0),
-         "The policy term −mean(log π · A) is missing."),
-    ]
+class _WalkEnv(gym.Env):
+    """A walk on a line for the rollout check: observation ``[x, mode, x·mode]``, action 1 moves
+    x by +1 and 0 by −1, reward ``1 + 0.1 x`` after the move, terminated once ``|x| ≥ 2.5``;
+    episodes start at x ∈ {±0.5, ±1.5}. The check's actor moves towards 0 when ``mode = +1``
+    (the episode runs into its time limit) and away from 0 when ``mode = −1`` (it terminates)."""
+
+    def __init__(self, mode: float) -> None:
+        self.mode = mode
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, (3,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.x = 0.5
+
+    def _observation(self) -> np.ndarray:
+        return np.array([self.x, self.mode, self.x * self.mode], dtype=np.float32)
+
+    def reset(self, *, seed: Optional[int] = None, options: Any = None):
+        super().reset(seed=seed)
+        self.x = float(self.np_random.choice([-1.5, -0.5, 0.5, 1.5]))
+        return self._observation(), {}
+
+    def step(self, action: Any):
+        self.x += 1.0 if int(action) == 1 else -1.0
+        return self._observation(), 1.0 + 0.1 * self.x, abs(self.x) >= 2.5, False, {}
 
 
-@references("course_utils.agents.actor_critic.actor_critic_loss")
-def check_actor_critic_loss(fn: Fn) -> None:
-    """Check ``fn(log_probs (B,), advantages (B,), values (B,), returns (B,), entropy (B,),
-    value_coef, entropy_coef) -> scalar`` is
-    ``−mean(log π · A) + value_coef · mean((R − V)²) − entropy_coef · mean(H)``, with the
-    advantages treated as constants (no gradient flows into them) and no ½ in the value loss."""
-    name = "actor_critic_loss"
-    hint = ("L = −mean(log π · A.detach()) + value_coef · mean((R − V)²) − entropy_coef · "
-            "mean(H).")
+# (mode, time limit) of the check's three environments: the first is truncated, the second is
+# terminated and truncated at the same step (from x = ±0.5), the third only terminated.
+_WALKS = ((1.0, 3), (-1.0, 2), (-1.0, 6))
+
+
+def _walk_envs(seed: int) -> tuple[gym.vector.VectorEnv, np.ndarray]:
+    def maker(mode: float, limit: int) -> Callable[[], gym.Env]:
+        return lambda: gym.wrappers.TimeLimit(_WalkEnv(mode), max_episode_steps=limit)
+    envs = gym.vector.SyncVectorEnv([maker(*walk) for walk in _WALKS],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    observations, _ = envs.reset(seed=seed)
+    return envs, observations
+
+
+def _walk_model() -> ActorCritic:
+    """An actor that is deterministic in practice (logits ±50·x·mode: whatever way it samples,
+    the action is the same) and a linear critic ``V(s) = x + 0.5 mode + 0.25 x·mode + 2``."""
+    envs, _ = _walk_envs(0)
+    model = ActorCritic(envs.single_observation_space, envs.single_action_space,
+                        A2CConfig(n_layers=0, device="cpu"))
+    with torch.no_grad():
+        model.actor[0].weight.copy_(torch.tensor([[0.0, 0.0, 50.0], [0.0, 0.0, -50.0]]))
+        model.actor[0].bias.zero_()
+        model.critic[0].weight.copy_(torch.tensor([[1.0, 0.5, 0.25]]))
+        model.critic[0].bias.fill_(2.0)
+    return model
+
+
+_ROLLOUT_FIELDS = ("observations", "actions", "values", "rewards", "dones", "last_values")
+
+
+def _collect_variant(envs: gym.vector.VectorEnv, model: ActorCritic, observations: np.ndarray,
+                     n_steps: int, gamma: float, mistake: Optional[str] = None
+                     ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """The rollout written out plainly; ``mistake`` makes one of the usual ones."""
+    fields: dict[str, list] = {name: [] for name in _ROLLOUT_FIELDS[:-1]}
+    for _ in range(n_steps):
+        obs = torch.as_tensor(observations, dtype=torch.float32)
+        actions, values = model.act(obs)
+        next_obs, rewards, terminated, truncated, infos = envs.step(actions.numpy())
+        rewards = torch.as_tensor(rewards, dtype=torch.float32)
+        bootstrap = {"bootstrap_terminated": truncated,
+                     "bootstrap_all_ends": terminated | truncated}.get(mistake, truncated & ~terminated)
+        if mistake != "no_bootstrap":
+            for i in np.flatnonzero(bootstrap):
+                source = {"autoreset_obs": next_obs[i], "current_value": observations[i]}.get(
+                    mistake, infos["final_obs"][i])
+                value = model.value(torch.as_tensor(np.asarray(source), dtype=torch.float32)[None])[0]
+                rewards[i] += (1.0 if mistake == "no_gamma" else gamma) * value.detach()
+        ends = terminated if mistake == "dones_terminated" else terminated | truncated
+        fields["observations"].append(torch.as_tensor(next_obs if mistake == "next_obs_stored"
+                                                      else observations, dtype=torch.float32))
+        fields["actions"].append(actions)
+        fields["values"].append(values)
+        fields["rewards"].append(rewards)
+        fields["dones"].append(torch.as_tensor(ends, dtype=torch.float32))
+        observations = next_obs
+    result = {name: torch.stack(values) for name, values in fields.items()}
+    with torch.no_grad():
+        last = result["observations"][-1] if mistake == "last_values_stale" else \
+            torch.as_tensor(observations, dtype=torch.float32)
+        result["last_values"] = model.value(last)
+    return result, observations
+
+
+_COLLECT_MISTAKES = {
+    "no_bootstrap": "A truncated episode (truncated, not terminated) is treated as terminal: its "
+                    "last step must still be credited with the future the time limit cut off, "
+                    "γ V(final observation), added to its reward.",
+    "autoreset_obs": "The bootstrap uses the observation that step() returned, which after a "
+                     "same-step autoreset is already the FIRST observation of the next episode. "
+                     "Use the episode's true last observation, infos['final_obs'][i].",
+    "no_gamma": "The bootstrap of a truncated step is discounted: its reward gains γ V(final "
+                "observation), not V(final observation).",
+    "current_value": "The bootstrap value is that of the state AFTER the step, the final "
+                     "observation of the truncated episode, not of the observation the action "
+                     "was chosen on.",
+    "bootstrap_terminated": "A step that terminated AND hit the time limit in the same step reached "
+                            "a terminal state: it has no future to bootstrap. Bootstrap only where "
+                            "truncated and not terminated.",
+    "bootstrap_all_ends": "Only truncated (not terminated) episodes bootstrap: a terminated "
+                          "episode reached a state with no future, V = 0.",
+    "dones_terminated": "dones must mark every episode end, truncations included (1.0 where "
+                        "terminated or truncated): GAE's trace must stop there, and the update "
+                        "must not bootstrap from the next episode's first observation.",
+    "next_obs_stored": "observations[t] must be the observation the action a_t was chosen on, "
+                       "s_t, not the one step() returned after it.",
+    "last_values_stale": "last_values is V(s_T) of the observations AFTER the last step (those "
+                         "the next rollout starts from), not of the last stored ones.",
+}
+
+
+def _rollout_fields(result: Any, shown: str) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise AssertionError(f"{shown} returned {type(result).__name__}; expected a pair "
+                             "(rollout, observations): the Rollout and the observations the "
+                             "next rollout starts from.")
+    rollout, observations = result
+    missing = [name for name in _ROLLOUT_FIELDS if not hasattr(rollout, name)]
+    if missing:
+        raise AssertionError(f"{shown} returned a rollout without {', '.join(missing)}; build it "
+                             "with Rollout.empty(...) (or Rollout(...)) and fill every field.")
+    fields = {name: getattr(rollout, name) for name in _ROLLOUT_FIELDS}
+    for name, tensor in fields.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise AssertionError(f"{shown}: rollout.{name} is a {type(tensor).__name__}; "
+                                 "expected a torch.Tensor on the model's device.")
+        if tensor.requires_grad:
+            raise AssertionError(f"{shown}: rollout.{name} carries a gradient; the rollout is "
+                                 "data: compute the values under torch.no_grad() (model.act "
+                                 "and model.value inside it).")
+    if isinstance(observations, torch.Tensor):
+        observations = observations.cpu().numpy()
+    return {name: t.detach().cpu() for name, t in fields.items()}, np.asarray(observations)
+
+
+def _same_rollout(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return all(a[name].shape == b[name].shape
+               and torch.allclose(a[name].double(), b[name].double(), rtol=1e-5, atol=1e-5)
+               for name in _ROLLOUT_FIELDS)
+
+
+@references("course_utils.agents.a2c.collect_rollout")
+def check_collect_rollout(fn: Fn) -> None:
+    """Check ``fn(envs, model, observations, n_steps, gamma) -> (rollout, observations)``, the
+    rollout of ``course_utils.agents.a2c``: on three environments with same-step autoreset
+    (one runs into its time limit, one terminates and hits the limit in the same step, one
+    terminates), two rollouts in a row are compared field by field with the reference; the
+    truncation bootstrap ``reward += γ V(final observation)`` is checked on the way."""
+    name = "collect_rollout"
+    model = _walk_model()
     n = 0
-    lists = {"log_probs": [-0.5, -1.0, -2.0, -0.25], "advantages": [1.0, -2.0, 1.5, 3.0],
-             "values": [0.5, 1.0, -1.0, 2.0], "returns": [2.0, -1.5, 0.5, 3.0],
-             "entropy": [0.7, 0.6, 0.5, 0.4]}
-    # −mean(log π·A) = −(−0.5 + 2.0 − 3.0 − 0.75)/4 = 0.5625; R − V = [1.5, −2.5, 1.5, 1.0],
-    # mean((R − V)²) = 11.75/4 = 2.9375; mean(H) = 0.55.
-    # L = 0.5625 + 0.4·2.9375 − 0.05·0.55 = 1.71
-    value_coef, entropy_coef, expected = 0.4, 0.05, 1.71
-    inputs = {k: torch.tensor(x, requires_grad=k != "returns") for k, x in lists.items()}
-    copies = {k: v.detach().clone() for k, v in inputs.items()}
-    shown = f"{name}(" + ", ".join(f"{k}={x}" for k, x in lists.items()) \
-        + f", value_coef={value_coef}, entropy_coef={entropy_coef})"
-    loss = expect_scalar_loss(call(fn, name, *inputs.values(), value_coef, entropy_coef), shown)
-    _expect_unchanged(name, inputs, copies)
-    plain = {k: v.detach() for k, v in inputs.items()}
-    _expect_loss_value(loss, expected, shown,
-                       _ac_mistakes(*plain.values(), value_coef, entropy_coef), hint)
-    n += 1
+    for seed, (gamma, n_steps) in enumerate(((0.9, 4), (0.5, 7))):
+        shown = (f"{name}(envs (3 environments), model, observations, n_steps={n_steps}, "
+                 f"gamma={gamma})")
+        expected_envs, expected_obs = _walk_envs(seed)
+        envs, observations = _walk_envs(seed)
+        for part in ("the first rollout", "the next rollout (from the observations returned)"):
+            expected, expected_obs = _collect_variant(expected_envs, model, expected_obs,
+                                                      n_steps, gamma)
+            result, observations = _rollout_fields(
+                call(fn, name, envs, model, observations, n_steps, gamma), shown)
+            if result["observations"].shape != expected["observations"].shape:
+                raise AssertionError(f"{shown}: rollout.observations has shape "
+                                     f"{tuple(result['observations'].shape)}; expected "
+                                     f"{tuple(expected['observations'].shape)} (T, N, obs_size).")
+            if not _same_rollout(result, expected):
+                raise AssertionError(f"{shown}, {part}: " + _explain_rollout(
+                    result, expected, model, seed, n_steps, gamma, part))
+            if observations.shape != expected_obs.shape or not np.allclose(observations,
+                                                                           expected_obs):
+                raise AssertionError(f"{shown}: the observations returned are not those after "
+                                     "the last step: return the last observations that step() "
+                                     "gave, so that the next rollout continues from them.")
+            n += 1
+    passed(name, n)
 
-    grads = _gradients(loss, {k: v for k, v in inputs.items() if k != "returns"}, shown)
-    if grads["advantages"] is not None and grads["advantages"].abs().max() > 0:
-        raise AssertionError(
-            f"{shown} sends a gradient into advantages: detach them (advantages.detach()). "
-            "A = r + γ V(s') − V(s) is computed from the critic; without the detach the policy "
-            "term −log π · A would also train the critic, to make the advantages of likely "
-            "actions large. The critic learns from the value loss alone.")
-    B = len(lists["log_probs"])
-    advantages, difference = plain["advantages"], plain["returns"] - plain["values"]
-    _expect_gradient(grads["log_probs"], -advantages / B, "log_probs", shown,
-                     "Do not detach log_probs: the policy learns through them.",
-                     "∂L/∂log π_i must be −A_i / B: −mean(log π · A).")
-    _expect_value_and_entropy_gradients(grads, difference, value_coef, entropy_coef, shown)
-    n += 1
 
-    shown = f"{name}(…the same batch…, value_coef=0.0, entropy_coef=0.0)"
-    loss = expect_scalar_loss(call(fn, name, *plain.values(), 0.0, 0.0), shown)
-    _expect_loss_value(loss, 0.5625, shown, _ac_mistakes(*plain.values(), 0.0, 0.0),
-                       "With both coefficients 0 the loss is the policy term −mean(log π · A) "
-                       "alone.")
-    n += 1
+def _explain_rollout(result: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                     model: ActorCritic, seed: int, n_steps: int, gamma: float, part: str) -> str:
+    """The hint of the mistake that reproduces ``result``, else the first field that differs."""
+    for mistake, hint in _COLLECT_MISTAKES.items():
+        envs, observations = _walk_envs(seed=seed)
+        wrong, observations = _collect_variant(envs, model, observations, n_steps, gamma, mistake)
+        if part.startswith("the next"):
+            wrong, _ = _collect_variant(envs, model, observations, n_steps, gamma, mistake)
+        if not _same_rollout(wrong, expected) and _same_rollout(result, wrong):
+            return hint
+    for field in _ROLLOUT_FIELDS:
+        got, want = result[field], expected[field]
+        if got.shape != want.shape:
+            return f"rollout.{field} has shape {tuple(got.shape)}; expected {tuple(want.shape)}."
+        close = torch.isclose(got.double(), want.double(), rtol=1e-5, atol=1e-5)
+        if not close.all():
+            index = tuple(int(i) for i in (~close).nonzero()[0])
+            where = "[" + ", ".join(map(str, index)) + "]"
+            return (f"rollout.{field}{where} is {got[index].tolist()}; expected "
+                    f"{want[index].tolist()}. Store at step t the observation acted on, the "
+                    "action, V(s_t), the reward (plus γ V(final observation) where the episode "
+                    "was truncated, not terminated) and 1.0 in dones where an episode ended.")
+    return "the rollout differs from the reference."
 
-    generator = torch.Generator().manual_seed(63)
-    batch = [torch.randn(64, generator=generator) * scale for scale in (1.0, 2.0, 3.0, 3.0, 1.0)]
-    batch[0], batch[4] = -batch[0].abs(), batch[4].abs()
-    shown = f"{name}(a random batch of 64 steps, value_coef=0.25, entropy_coef=0.01)"
-    loss = expect_scalar_loss(call(fn, name, *batch, 0.25, 0.01), shown)
-    _expect_loss_value(loss, _ac_loss(*batch, 0.25, 0.01), shown,
-                       _ac_mistakes(*batch, 0.25, 0.01), hint)
-    n += 1
+
+# ------------------------------------------------------------------------------- the update
+
+
+def _update_setup(seed: int, config: A2CConfig) -> tuple[ActorCritic, Rollout]:
+    """A small model and a rollout of T = 6 steps of N = 3 environments whose stored values are
+    the model's own (as when the update follows the collection), with a few episode ends."""
+    torch.manual_seed(seed)
+    model = ActorCritic(gym.spaces.Box(-5.0, 5.0, (4,), np.float32), gym.spaces.Discrete(3), config)
+    generator = torch.Generator().manual_seed(seed)
+    T, N = 6, 3
+    observations = torch.randn(T, N, 4, generator=generator)
+    with torch.no_grad():
+        values = model.value(observations.reshape(T * N, 4)).reshape(T, N)
+        last_values = model.value(torch.randn(N, 4, generator=generator))
+    rollout = Rollout(observations=observations,
+                      actions=torch.randint(0, 3, (T, N), generator=generator),
+                      values=values, rewards=torch.randn(T, N, generator=generator) * 2 + 1,
+                      dones=(torch.rand(T, N, generator=generator) < 0.25).float(),
+                      last_values=last_values)
+    return model, rollout
+
+
+def _sgd_with_stale_gradients(model: ActorCritic) -> torch.optim.Optimizer:
+    """Plain SGD, so that a gradient's scale shows in the step (Adam's first step hides it),
+    and gradients left over from an earlier backward, which an update must clear."""
+    for parameter in model.parameters():
+        parameter.grad = torch.full_like(parameter, 0.3)
+    return torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _update_variant(model: ActorCritic, optimizer: torch.optim.Optimizer, rollout: Rollout,
+                    config: A2CConfig, mistake: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """The A2C update written out plainly; ``mistake`` makes one of the usual ones."""
+    gamma = 0.99 if mistake == "gamma_ignored" else config.gamma
+    lam = {"lambda_one": 1.0, "lambda_095": 0.95}.get(mistake, config.gae_lambda)
+    last = torch.zeros_like(rollout.last_values) if mistake == "no_last_value" else rollout.last_values
+    next_values = rollout.values if mistake == "unshifted" else \
+        torch.cat([rollout.values[1:], last[None]])
+    dones = torch.zeros_like(rollout.dones) if mistake == "no_dones" else rollout.dones
+    advantages = _library_gae(rollout.rewards, rollout.values, next_values, dones, dones, gamma, lam)
+    returns = (advantages + rollout.values).flatten()
+    advantages = advantages.flatten()
+    observations, actions = rollout.observations.flatten(0, 1), rollout.actions.flatten()
+    distribution = model.distribution(observations)
+    log_probs, entropy = distribution.log_prob(actions), distribution.entropy()
+    values = model.value(observations)
+    if mistake == "not_detached":
+        advantages = returns - values  # the same numbers, but a gradient into the critic
+    normalize = config.normalize_advantages != (mistake == "normalization_flipped")
+    if normalize:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    if mistake != "not_detached":
+        advantages = advantages.detach()
+    policy_loss = (1.0 if mistake == "policy_sign" else -1.0) * (log_probs * advantages).mean()
+    target = advantages.detach() if mistake == "advantage_target" else returns
+    value_loss = ((target - values) ** 2).mean()
+    value_coef = {"half_value": 0.5 * config.value_coef, "value_coef_ignored": 1.0}.get(
+        mistake, config.value_coef)
+    entropy_coef = {"entropy_sign": -config.entropy_coef, "no_entropy": 0.0}.get(
+        mistake, config.entropy_coef)
+    loss = policy_loss + value_coef * value_loss - entropy_coef * entropy.mean()
+    if mistake != "no_zero_grad":
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if mistake != "no_clip":
+        nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+    optimizer.step()
+    return {"loss": loss.detach(), "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(), "entropy": entropy.mean().detach()}
+
+
+_UPDATE_MISTAKES = {
+    "not_detached": "The advantage is not detached: computed as returns − V(s) from the values "
+                    "that carry a gradient, the policy term also trains the critic (to make the "
+                    "advantages of likely actions large). The advantages are constant weights.",
+    "policy_sign": "Check the sign of the policy term: the optimiser MINIMISES, and the actor must "
+                   "MAXIMISE mean(log π · Â), so the loss has −mean(log π · Â).",
+    "entropy_sign": "The entropy bonus is SUBTRACTED from the loss (− c_e · mean(H)): minimising "
+                    "the loss then keeps the policy random, i.e. exploring.",
+    "no_entropy": "The entropy bonus − c_e · mean(H) is missing (config.entropy_coef).",
+    "half_value": "This course's value loss has no ½: c_v · mean((R − V)²).",
+    "value_coef_ignored": "Weigh the value loss by config.value_coef.",
+    "advantage_target": "The critic regresses on the λ-returns R_t = Â_t + V(s_t), not on the "
+                        "advantages.",
+    "no_clip": "The gradient is not clipped: clip its global norm to config.max_grad_norm "
+               "between backward() and the optimiser's step.",
+    "no_zero_grad": "The gradients of an earlier backward are still there and add up with this "
+                    "one: clear them (optimizer.zero_grad()) before backward().",
+    "no_dones": "The advantages bootstrap and trace across episode ends: where dones is 1, "
+                "V(s_{t+1}) is the next episode's (a truncation's bootstrap is already in the "
+                "reward), so use dones both as GAE's terminated and as its done.",
+    "no_last_value": "The last step of the rollout bootstraps from V(s_T), rollout.last_values: "
+                     "the rollout ended, not the episode.",
+    "unshifted": "V(s_{t+1}) of step t is values[t + 1] (and last_values after the last step), "
+                 "not values[t].",
+    "gamma_ignored": "Use config.gamma for the discount.",
+    "lambda_one": "Use config.gae_lambda for GAE's λ.",
+    "lambda_095": "Use config.gae_lambda for GAE's λ.",
+    "normalization_flipped": "Standardise the advantages (mean 0, std 1 over the rollout) if and "
+                             "only if config.normalize_advantages is set.",
+}
+
+
+def _parameters_after(fn: Fn, config: A2CConfig, seed: int, name: Optional[str] = None,
+                      mistake: Optional[str] = None) -> tuple[list[torch.Tensor], Any, Rollout]:
+    """Run one update (the student's ``fn`` when ``name`` is given, else the variant) on fresh
+    copies of the setup; the parameters after it, the returned metrics and the rollout used."""
+    model, rollout = _update_setup(seed, config)
+    optimizer = _sgd_with_stale_gradients(model)
+    if name is None:
+        metrics = _update_variant(model, optimizer, rollout, config, mistake)
+    else:
+        metrics = call(fn, name, model, optimizer, rollout, config)
+    return [p.detach().clone() for p in model.parameters()], metrics, rollout
+
+
+def _same_parameters(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(x.shape == y.shape and torch.allclose(x, y, rtol=1e-4, atol=1e-6)
+               for x, y in zip(a, b))
+
+
+@references("course_utils.agents.a2c.a2c_update")
+def check_a2c_update(fn: Fn) -> None:
+    """Check ``fn(model, optimizer, rollout, config) -> metrics``, A2C's update as
+    ``course_utils.agents.a2c.a2c_update``: one step (with plain SGD) on a fixed rollout of a
+    fixed model, compared with the reference in every parameter and in the returned ``loss``,
+    ``policy_loss``, ``value_loss`` and ``entropy``; twice, without and with advantage
+    standardisation and gradient clipping."""
+    name = "a2c_update"
+    n = 0
+    cases = (
+        A2CConfig(gamma=0.9, gae_lambda=0.8, value_coef=0.5, entropy_coef=0.05,
+                  max_grad_norm=1e6, normalize_advantages=False, n_layers=1, size=8, device="cpu"),
+        A2CConfig(gamma=0.95, gae_lambda=0.7, value_coef=0.25, entropy_coef=0.1,
+                  max_grad_norm=0.05, normalize_advantages=True, n_layers=1, size=8, device="cpu"),
+    )
+    for seed, config in enumerate(cases):
+        shown = (f"{name}(model, optimizer, rollout of (T, N) = (6, 3), config with gamma="
+                 f"{config.gamma}, gae_lambda={config.gae_lambda}, value_coef={config.value_coef}, "
+                 f"entropy_coef={config.entropy_coef}, max_grad_norm={config.max_grad_norm:g}, "
+                 f"normalize_advantages={config.normalize_advantages})")
+        expected, expected_metrics, _ = _parameters_after(None, config, seed)
+        untouched, _ = _update_setup(seed, config)
+        got, metrics, rollout = _parameters_after(fn, config, seed, name)
+        _, original = _update_setup(seed, config)
+        for field in _ROLLOUT_FIELDS:
+            if not torch.equal(getattr(rollout, field), getattr(original, field)):
+                raise AssertionError(f"{name} modified rollout.{field} in place; compute new "
+                                     "tensors (the rollout must stay as it was collected).")
+        if _same_parameters(got, [p.detach() for p in untouched.parameters()]):
+            raise AssertionError(f"{shown} left the parameters unchanged: compute the loss, "
+                                 "call backward() on it and take the optimiser's step.")
+        if not _same_parameters(got, expected):
+            hint = ("The parameters after the step differ from the reference's. Check the "
+                    "advantages (GAE on the rollout with V(s_{t+1}) and dones), the λ-returns "
+                    "R = Â + V, the three terms of the loss and their coefficients, and the "
+                    "order zero_grad, backward, clip, step; check_gae should pass first.")
+            for mistake, mistake_hint in _UPDATE_MISTAKES.items():
+                wrong, _, _ = _parameters_after(None, config, seed, mistake=mistake)
+                if not _same_parameters(wrong, expected) and _same_parameters(got, wrong):
+                    hint = mistake_hint
+                    break
+            raise AssertionError(f"{shown}: {hint}")
+        n += 1
+        if not isinstance(metrics, dict):
+            raise AssertionError(f"{shown} returned {type(metrics).__name__}; expected a dict of "
+                                 "the losses, {'loss': …, 'policy_loss': …, 'value_loss': …, "
+                                 "'entropy': …}.")
+        for key, want in expected_metrics.items():
+            if key not in metrics:
+                raise AssertionError(f"{shown} returned no {key!r}; expected the keys "
+                                     f"{sorted(expected_metrics)}.")
+            value = metrics[key]
+            value = value.detach().double() if isinstance(value, torch.Tensor) else \
+                torch.tensor(float(value), dtype=torch.float64)
+            if value.numel() != 1 or not torch.allclose(value.reshape(()), want.double(),
+                                                        rtol=1e-4, atol=1e-5):
+                shown_value = f"{value.item():.4f}" if value.numel() == 1 else fmt(value)
+                raise AssertionError(f"{shown} returned {key} = {shown_value}; expected "
+                                     f"{want.item():.4f} (the mean over the T·N samples, the "
+                                     "policy term with its minus sign).")
+        n += 1
     passed(name, n)

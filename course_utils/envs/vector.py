@@ -1,7 +1,7 @@
 """Vector environments for on-policy training (notebooks 06 and 07).
 
 ``make_vector_env`` builds N copies of a gymnasium environment stepped together, in the form
-``course_utils.loops.train_on_policy`` expects:
+the rollout loops of ``agents/a2c.py`` and ``agents/ppo.py`` expect:
 
 * **same-step autoreset**: when an episode ends, ``step`` returns the first observation of the
   next episode and puts the true last observation in ``infos["final_obs"]`` (with the mask
@@ -12,11 +12,11 @@
   running standard deviation of the discounted return; training only, evaluation sees raw
   rewards).
 
-Observation normalisation is not done here but by the agent (``ActorCritic(...,
-normalize_observations=True)``): gymnasium's vector ``NormalizeObservation`` leaves
+Observation normalisation is not done here but by the model (PPO's ``ActorCritic`` with
+``PPOConfig(normalize_observations=True)``): gymnasium's vector ``NormalizeObservation`` leaves
 ``infos["final_obs"]`` unnormalised, and an evaluation environment or an animation would need a
 copy of its statistics. Kept in the agent, the statistics are applied, frozen between updates,
-wherever the agent acts, and are saved with its checkpoint.
+wherever the model acts, and are saved with its state_dict.
 """
 
 from __future__ import annotations
