@@ -306,8 +306,8 @@ def off_policy_loop(env: gym.Env, agent: Any, config: Any, update: Update,
                 action = env.action_space.sample()
                 unit = (action - centre) / half_width
             else:
-                unit = agent.explore(observation).cpu().numpy()
-                action = agent.to_env(torch.as_tensor(unit, device=agent.device))
+                explored = agent.explore(observation)
+                action, unit = agent.to_env(explored), explored.cpu().numpy()
             next_observation, reward, terminated, truncated, _ = env.step(action)
             # s' is the true next state, also at truncation; the update masks with `terminated`
             # only, so a transition cut by the time limit bootstraps from its s'.
