@@ -13,6 +13,8 @@ hyperparameters below are the course's own, chosen for time-to-solve.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,17 +25,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents import a2c, ppo  # noqa: E402
+from course_utils.agents import a2c, ddpg, ppo, sac  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
-from course_utils.agents.legacy_ddpg import DDPGAgent, TD3Agent  # noqa: E402
 from course_utils.agents import dqn  # noqa: E402
 from course_utils.agents.legacy_dqn import DQNAgent  # noqa: E402
-from course_utils.agents.legacy_sac import SACAgent  # noqa: E402
 from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.loops import train_goal_conditioned, train_off_policy  # noqa: E402
+from course_utils.loops import train_goal_conditioned  # noqa: E402
 from course_utils.nn import MLPConfig  # noqa: E402
 from course_utils.schedules import linear_schedule  # noqa: E402
 
@@ -50,18 +50,30 @@ def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: floa
     return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
 
-def make_ddpg(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> DDPGAgent:
-    return DDPGAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                     **settings)
+# DDPG and TD3 (agents/ddpg.py) and SAC (agents/sac.py): their config, train and update step.
+OFF_POLICY: dict[str, tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]] = {
+    "ddpg": (ddpg.DDPGConfig, ddpg.train, ddpg.ddpg_update),
+    "td3": (ddpg.td3_config, ddpg.train, ddpg.td3_update),
+    "sac": (sac.SACConfig, sac.train, sac.sac_update),
+}
 
 
-def make_td3(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> TD3Agent:
-    return TD3Agent(env.observation_space, env.action_space, device=device, seed=seed, **settings)
+def solve_off_policy(algo: str, env_id: str, seed: int, eval_every: int, budget: int,
+                     target: float, device: torch.device,
+                     eval_episodes: int = 10) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """DDPG, TD3 or SAC through its file's ``train`` with the settings' configuration."""
+    make_config, train, update = OFF_POLICY[algo]
+    os.environ["COURSE_DEVICE"] = str(device)  # where get_device() puts networks and buffer
+    config = make_config(total_steps=budget, seed=seed, eval_every=eval_every,
+                         eval_episodes=eval_episodes, solved_at=target, progress=False,
+                         **SETTINGS[algo][env_id]["config"])
+    _, tracker = train(gym.make(env_id), config, update)
+    score = tracker.last("eval_return")
+    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
 
 
-def make_sac(env: gym.Env, device: torch.device, seed: int, **settings: Any) -> SACAgent:
-    return SACAgent(env.observation_space, env.action_space, device=device, seed=seed,
-                    **settings)
+solve_ddpg, solve_td3, solve_sac = (functools.partial(solve_off_policy, algo)
+                                    for algo in ("ddpg", "td3", "sac"))
 
 
 def make_a2c(seed: int, eval_every: int, budget: int, target: float, device: torch.device,
@@ -101,9 +113,8 @@ def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilo
                     device=device, seed=seed)
 
 
-MAKERS: dict[str, Callable[..., Any]] = {"ddpg": make_ddpg, "td3": make_td3,
-                                         "sac": make_sac, "a2c": make_a2c, "ppo": make_ppo,
-                                         "bc": make_bc, "her": make_her}
+MAKERS: dict[str, Callable[..., Any]] = {"a2c": make_a2c, "ppo": make_ppo, "bc": make_bc,
+                                         "her": make_her}
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
 # arguments, the replay capacity and the loop's arguments (off-policy); for A2C and PPO the
@@ -121,12 +132,13 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
             target_update_every=1, buffer_size=100_000, batch_size=128, learning_starts=1_000,
             train_every=4)),
     },
-    "ddpg": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
-                                 loop=dict(batch_size=128, learning_starts=1_000))},
-    "td3": {"Pendulum-v1": dict(agent=dict(size=64), buffer=50_000,
-                                loop=dict(batch_size=128, learning_starts=1_000))},
-    "sac": {"Pendulum-v1": dict(agent=dict(size=64, learning_rate=1e-3), buffer=50_000,
-                                loop=dict(batch_size=128, learning_starts=1_000))},
+    # ddpg, td3, sac: the fields of their config (DDPGConfig, td3_config(), SACConfig).
+    "ddpg": {"Pendulum-v1": dict(config=dict(size=64, buffer_size=50_000, batch_size=128,
+                                             learning_starts=1_000))},
+    "td3": {"Pendulum-v1": dict(config=dict(size=64, buffer_size=50_000, batch_size=128,
+                                            learning_starts=1_000))},
+    "sac": {"Pendulum-v1": dict(config=dict(size=64, learning_rate=1e-3, buffer_size=50_000,
+                                            batch_size=128, learning_starts=1_000))},
     "a2c": {
         "CartPole-v1": dict(config=dict(n_envs=8, n_steps=5, learning_rate=1e-3, gamma=0.99,
                                         gae_lambda=1.0, value_coef=0.5, entropy_coef=0.0)),
@@ -266,14 +278,7 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         score = tracker.last("eval_return")
         return (score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"),
                 score, {})
-    env, eval_env = gym.make(env_id), gym.make(env_id)
-    agent = MAKERS[algo](env, device=device, seed=seed, **settings["agent"])
-    buffer = ReplayBuffer.for_env(env, settings["buffer"], device=device, seed=seed)
-    tracker = train_off_policy(env, agent, buffer, budget, seed=seed, eval_env=eval_env,
-                               eval_every=eval_every, solved_at=target, progress=False,
-                               **settings["loop"])
-    score = tracker.last("eval_return")
-    return score >= target, tracker.steps("eval_return")[-1], tracker.last("train_seconds"), score, {}
+    return solve_off_policy(algo, env_id, seed, eval_every, budget, target, device, eval_episodes)
 
 
 def main() -> None:

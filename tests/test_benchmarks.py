@@ -127,3 +127,14 @@ def test_grading_times_a_class_and_checks_it_was_graded():
     assert result["full_marks"] == 2, "both solved submissions score all their points"
     assert result["seconds"] > 0  # both rounded: seconds to 0.1, per submission to 0.01
     assert result["seconds_per_submission"] == pytest.approx(result["seconds"] / 2, abs=0.06)
+
+
+@pytest.mark.parametrize("algo", ["ddpg", "td3", "sac"])
+def test_ddpg_td3_and_sac_train_through_their_single_file_train(algo):
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), algo, "Pendulum-v1", "--seed", "0",
+         "--budget", "1200", "--eval-every", "600"],
+        capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["env"], result["env_steps"]) == (algo, "Pendulum-v1", 1200)
+    assert result["solved"] is False and result["score"] < -200

@@ -11,154 +11,52 @@ import torch
 import torch.nn.functional as F
 
 from check_helpers import assert_fails, assert_passes, not_implemented, own_copy
-from course_utils.agents.legacy_ddpg import (ddpg_actor_loss, ddpg_critic_target, td3_critic_target,
-                                      td3_target, td3_target_actions)
-from course_utils.agents.legacy_sac import sac_critic_target, tanh_log_prob_correction, temperature_loss
-from course_utils.checks import (check_ddpg_actor_loss, check_ddpg_critic_target,
-                                  check_sac_critic_target, check_tanh_log_prob_correction,
-                                  check_td3_target, check_temperature_loss)
+from course_utils.agents import ddpg, sac
+from course_utils.agents.sac import sample_action
+from course_utils.checks import (check_ddpg_update, check_sac_update,
+                                 check_tanh_log_prob_correction, check_td3_target,
+                                 check_td3_update)
+from course_utils.checks.continuous_control import _ddpg_variant, _sac_variant
+from course_utils.nn import polyak_update
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).
-ddpg_actor_loss, ddpg_critic_target, td3_target = map(own_copy, (ddpg_actor_loss, ddpg_critic_target,
-                                                                 td3_target))
-sac_critic_target, tanh_log_prob_correction, temperature_loss = map(
-    own_copy, (sac_critic_target, tanh_log_prob_correction, temperature_loss))
-
-# ------------------------------------------------------------------------ DDPG critic target
+td3_target, tanh_log_prob_correction = map(own_copy, (ddpg.td3_target, sac.tanh_log_prob_correction))
+ddpg_update, td3_update, sac_update = map(own_copy, (ddpg.ddpg_update, ddpg.td3_update,
+                                                     sac.sac_update))
 
 
-def ddpg_where(rewards, next_q_target, terminated, gamma):
-    """Correct, with torch.where."""
-    return torch.where(terminated > 0.5, rewards, rewards + gamma * next_q_target)
+def td3_target_actions(actions, std, clip, generator):
+    noise = (std * torch.randn(actions.shape, generator=generator)).clamp(-clip, clip)
+    return (actions + noise).clamp(-1.0, 1.0)
 
 
-def ddpg_no_mask(rewards, next_q_target, terminated, gamma):
-    return rewards + gamma * next_q_target
-
-
-def ddpg_inverted_mask(rewards, next_q_target, terminated, gamma):
-    return rewards + gamma * terminated * next_q_target
-
-
-def ddpg_masks_reward(rewards, next_q_target, terminated, gamma):
-    return (1 - terminated) * (rewards + gamma * next_q_target)
-
-
-def ddpg_no_gamma(rewards, next_q_target, terminated, gamma):
-    return rewards + (1 - terminated) * next_q_target
-
-
-def ddpg_discounts_reward(rewards, next_q_target, terminated, gamma):
-    return gamma * (rewards + (1 - terminated) * next_q_target)
-
-
-def ddpg_in_place(rewards, next_q_target, terminated, gamma):
-    rewards += gamma * (1 - terminated) * next_q_target
-    return rewards
-
-
-def ddpg_column(rewards, next_q_target, terminated, gamma):
-    return (rewards + gamma * (1 - terminated) * next_q_target)[:, None]
-
-
-def test_check_ddpg_critic_target_passes_on_references(capsys):
-    for fn in (ddpg_critic_target, ddpg_where):
-        assert_passes(check_ddpg_critic_target, fn, capsys, "ddpg_critic_target")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (ddpg_no_mask, ["expected [10.0, -3.6, -1.0, 4.7]", "terminated transition has no future"]),
-    (ddpg_inverted_mask, ["mask is inverted"]),
-    (ddpg_masks_reward, ["reward of a terminated transition still counts"]),
-    (ddpg_no_gamma, ["Discount the next state's value"]),
-    (ddpg_discounts_reward, ["Only the next state's value is discounted"]),
-    (ddpg_in_place, ["modified its input rewards in place"]),
-    (ddpg_column, ["returned shape (4, 1); expected (4,)"]),
-])
-def test_check_ddpg_critic_target_fails_on_mutants(mutant, fragments):
-    assert_fails(check_ddpg_critic_target, mutant, "ddpg_critic_target", *fragments)
-
-
-def test_check_ddpg_critic_target_not_implemented():
-    assert_fails(check_ddpg_critic_target, not_implemented,
-                 "ddpg_critic_target is not implemented yet")
-
-
-# ---------------------------------------------------------------------------- DDPG actor loss
-
-
-def actor_loss_neg_sum_over_len(q_values):
-    """Correct, written out."""
-    return -q_values.sum() / len(q_values)
-
-
-def actor_loss_wrong_sign(q_values):
-    return q_values.mean()
-
-
-def actor_loss_sum(q_values):
-    return -q_values.sum()
-
-
-def actor_loss_detached(q_values):
-    return -q_values.detach().mean()
-
-
-def actor_loss_item(q_values):
-    return -q_values.mean().item()
-
-
-def actor_loss_per_state(q_values):
-    return -q_values
-
-
-def actor_loss_squared(q_values):
-    return (q_values ** 2).mean()
-
-
-def test_check_ddpg_actor_loss_passes_on_references(capsys):
-    for fn in (ddpg_actor_loss, actor_loss_neg_sum_over_len):
-        assert_passes(check_ddpg_actor_loss, fn, capsys, "ddpg_actor_loss")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (actor_loss_wrong_sign, ["expected -2.0000", "Check the sign"]),
-    (actor_loss_sum, ["expected -2.0000", "Average over the B states"]),
-    (actor_loss_detached, ["has no gradient"]),
-    (actor_loss_item, ["returned a float", "no .item()"]),
-    (actor_loss_per_state, ["shape (4,)", "expected a scalar"]),
-    (actor_loss_squared, ["returned 11.5000; expected -2.0000"]),
-])
-def test_check_ddpg_actor_loss_fails_on_mutants(mutant, fragments):
-    assert_fails(check_ddpg_actor_loss, mutant, "ddpg_actor_loss", *fragments)
-
-
-def test_check_ddpg_actor_loss_not_implemented():
-    assert_fails(check_ddpg_actor_loss, not_implemented, "ddpg_actor_loss is not implemented yet")
+def td3_critic_target(rewards, q1, q2, terminated, gamma):
+    return rewards + gamma * (1.0 - terminated) * torch.minimum(q1, q2)
 
 
 # --------------------------------------------------------------------------------- TD3 target
 
 
-def td3_written_out(rewards, next_observations, terminated, gamma, actor_target, critic1_target,
-                    critic2_target, noise_std, noise_clip, generator=None):
-    """Correct, in the style of the TD3 authors' code (randn_like, no generator)."""
+def td3_written_out(rewards, next_observations, terminated, gamma, actor_target, critics_target,
+                    noise_std, noise_clip, generator=None):
+    """Correct, in the style of the TD3 authors' code (randn_like, no generator), for 1 or 2."""
     with torch.no_grad():
         mu = actor_target(next_observations)
         noise = (torch.randn_like(mu) * noise_std).clamp(-noise_clip, noise_clip)
         actions = (mu + noise).clamp(-1.0, 1.0)
-        q = torch.min(critic1_target(next_observations, actions),
-                      critic2_target(next_observations, actions))
+        q = critics_target[0](next_observations, actions)
+        for critic in critics_target[1:]:
+            q = torch.min(q, critic(next_observations, actions))
         return rewards + gamma * (1 - terminated) * q
 
 
 def _td3_with(smooth, combine):
-    def target(rewards, next_observations, terminated, gamma, actor_target, critic1_target,
-               critic2_target, noise_std, noise_clip, generator=None):
+    def target(rewards, next_observations, terminated, gamma, actor_target, critics_target,
+               noise_std, noise_clip, generator=None):
         actions = smooth(actor_target(next_observations), noise_std, noise_clip, generator)
-        q1 = critic1_target(next_observations, actions)
-        q2 = critic2_target(next_observations, actions)
+        q1 = critics_target[0](next_observations, actions)
+        q2 = critics_target[-1](next_observations, actions)
         return combine(rewards, q1, q2, terminated, gamma)
     return target
 
@@ -196,11 +94,11 @@ def _smooth_variance(actions, std, clip, generator):
 
 
 def td3_separate_noise(rewards, next_observations, terminated, gamma, actor_target,
-                       critic1_target, critic2_target, noise_std, noise_clip, generator=None):
+                       critics_target, noise_std, noise_clip, generator=None):
     mu = actor_target(next_observations)
     a1 = td3_target_actions(mu, noise_std, noise_clip, generator)
     a2 = td3_target_actions(mu, noise_std, noise_clip, generator)
-    q = torch.min(critic1_target(next_observations, a1), critic2_target(next_observations, a2))
+    q = torch.min(critics_target[0](next_observations, a1), critics_target[1](next_observations, a2))
     return rewards + gamma * (1 - terminated) * q
 
 
@@ -218,11 +116,11 @@ td3_variance_noise = _td3_with(_smooth_variance, _good_combine)
 
 
 def td3_on_observations_mean(rewards, next_observations, terminated, gamma, actor_target,
-                             critic1_target, critic2_target, noise_std, noise_clip, generator=None):
+                             critics_target, noise_std, noise_clip, generator=None):
     """Forgets the target actor: evaluates the critics at zero actions."""
     actions = torch.zeros(len(rewards), 2)
-    q = torch.min(critic1_target(next_observations, actions),
-                  critic2_target(next_observations, actions))
+    q = torch.min(critics_target[0](next_observations, actions),
+                  critics_target[1](next_observations, actions))
     return rewards + gamma * (1 - terminated) * q
 
 
@@ -248,6 +146,20 @@ def test_check_td3_target_passes_on_references(capsys):
 ])
 def test_check_td3_target_fails_on_mutants(mutant, fragments):
     assert_fails(check_td3_target, mutant, "td3_target", *fragments)
+
+
+def td3_two_critics_only(rewards, next_observations, terminated, gamma, actor_target,
+                         critics_target, noise_std, noise_clip, generator=None):
+    """Unpacks exactly two critics: fails on DDPG's single critic."""
+    critic1, critic2 = critics_target
+    return _td3_with(td3_target_actions, _good_combine)(
+        rewards, next_observations, terminated, gamma, actor_target, [critic1, critic2], noise_std,
+        noise_clip, generator)
+
+
+def test_check_td3_target_fails_with_one_critic_unsupported():
+    with pytest.raises((AssertionError, ValueError)):
+        check_td3_target(td3_two_critics_only)
 
 
 def test_check_td3_target_not_implemented():
@@ -336,136 +248,180 @@ def test_check_tanh_log_prob_correction_not_implemented():
                  "tanh_log_prob_correction is not implemented yet")
 
 
-# -------------------------------------------------------------------------- SAC critic target
+# ------------------------------------------------------------------------------ update steps
 
 
-def sac_written_out(rewards, next_q1_target, next_q2_target, next_log_probs, terminated, alpha,
-                    gamma):
-    """Correct, with the soft value named."""
-    soft_value = torch.min(next_q1_target, next_q2_target) - alpha * next_log_probs
-    return torch.where(terminated.bool(), rewards, rewards + gamma * soft_value)
+def ddpg_update_not_detached(agent, batch, config):
+    """The target computed with autograd recording (no torch.no_grad)."""
+    targets = ddpg.td3_target(batch.rewards, batch.next_observations, batch.terminated.float(),
+                              config.gamma, agent.actor_target, agent.critics_target, 0.0, 0.0)
+    q = agent.critics[0](batch.observations, batch.actions)
+    critic_loss = F.mse_loss(q, targets)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    agent.critics.requires_grad_(False)
+    actor_loss = -agent.critics[0](batch.observations, agent.actor(batch.observations)).mean()
+    agent.critics.requires_grad_(True)
+    agent.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    polyak_update(agent.actor_target, agent.actor, config.tau)
+    polyak_update(agent.critics_target, agent.critics, config.tau)
+    return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
 
-def sac_plus_log_prob(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (1 - d) * (torch.min(q1, q2) + alpha * lp)
+def ddpg_update_no_metrics(agent, batch, config):
+    ddpg.ddpg_update(agent, batch, config)  # (refused while checked: the check says so)
 
 
-def sac_no_entropy(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (1 - d) * torch.min(q1, q2)
+def ddpg_update_returns_nothing(agent, batch, config):
+    _ddpg_variant("none")(agent, batch, config)
 
 
-def sac_no_alpha(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (1 - d) * (torch.min(q1, q2) - lp)
+def test_check_ddpg_update_passes_on_reference(capsys):
+    assert_passes(check_ddpg_update, ddpg_update, capsys, "ddpg_update")
+    assert_passes(check_ddpg_update, _ddpg_variant("none"), capsys, "ddpg_update")
 
 
-def sac_entropy_outside(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (1 - d) * torch.min(q1, q2) - alpha * lp
-
-
-def sac_max(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (1 - d) * (torch.max(q1, q2) - alpha * lp)
-
-
-def sac_no_mask(r, q1, q2, lp, d, alpha, gamma):
-    return r + gamma * (torch.min(q1, q2) - alpha * lp)
-
-
-def sac_float_alpha_only(r, q1, q2, lp, d, alpha, gamma):
-    """Works with a float α but breaks on the tensor the agent passes."""
-    return r + gamma * (1 - d) * (torch.min(q1, q2) - float(alpha) * lp) \
-        if isinstance(alpha, float) else r
-
-
-def test_check_sac_critic_target_passes_on_references(capsys):
-    for fn in (sac_critic_target, sac_written_out):
-        assert_passes(check_sac_critic_target, fn, capsys, "sac_critic_target")
+@pytest.mark.parametrize("mistake, fragments", [
+    ("online_actor", ["ONLINE actor", "wrong network"]),
+    ("online_critics", ["ONLINE critics", "wrong network"]),
+    ("truncated", ["truncated transition is treated as terminal"]),
+    ("frozen_targets", ["target networks never move"]),
+    ("actor_sign", ["climbs down the critic"]),
+])
+def test_check_ddpg_update_names_mistakes(mistake, fragments):
+    assert_fails(check_ddpg_update, _ddpg_variant(mistake), "ddpg_update", *fragments)
 
 
 @pytest.mark.parametrize("mutant, fragments", [
-    (sac_plus_log_prob, ["alpha=0.2", "wrong sign"]),
-    (sac_no_entropy, ["entropy term −α log π(a'|s') is missing"]),
-    (sac_no_alpha, ["Weigh the log-probability by the temperature"]),
-    (sac_entropy_outside, ["inside the discount and the mask"]),
-    (sac_max, ["MAXIMUM of the two critics"]),
-    (sac_no_mask, ["terminated transition has no future"]),
-    (sac_float_alpha_only, ["alpha=torch.tensor(0.2)"]),
+    (ddpg_update_not_detached, ["have gradients", "torch.no_grad()"]),
+    (ddpg_update_no_metrics, ["ddpg_update called course_utils.agents.ddpg.ddpg_update"]),
+    (ddpg_update_returns_nothing, ["returned NoneType; expected a dict"]),
+    (not_implemented, ["ddpg_update is not implemented yet"]),
 ])
-def test_check_sac_critic_target_fails_on_mutants(mutant, fragments):
-    assert_fails(check_sac_critic_target, mutant, "sac_critic_target", *fragments)
+def test_check_ddpg_update_fails_on_mutants(mutant, fragments):
+    assert_fails(check_ddpg_update, mutant, *fragments)
 
 
-def test_check_sac_critic_target_not_implemented():
-    assert_fails(check_sac_critic_target, not_implemented, "sac_critic_target is not implemented yet")
+def test_check_td3_update_passes_on_reference(capsys):
+    assert_passes(check_td3_update, td3_update, capsys, "td3_update")
 
 
-# ---------------------------------------------------------------------------- temperature loss
+@pytest.mark.parametrize("mistake, fragments", [
+    ("online_actor", ["ONLINE actor", "call 3 of 3"]),
+    ("online_critics", ["ONLINE critics"]),
+    ("max", ["MAXIMUM of the two critics"]),
+    ("no_noise", ["not smoothed"]),
+    ("unclipped_noise", ["noise is not clipped"]),
+    ("every_step", ["moved at every call", "call 1 of 3"]),
+    ("frozen_targets", ["target networks never move"]),
+    ("truncated", ["truncated transition is treated as terminal"]),
+    ("actor_sign", ["climbs down the critic"]),
+])
+def test_check_td3_update_names_mistakes(mistake, fragments):
+    assert_fails(check_td3_update, _ddpg_variant(mistake), "td3_update", *fragments)
 
 
-def temperature_written_out(log_alpha, log_probs, target_entropy):
-    """Correct: the gap is a constant for this loss."""
-    gap = (log_probs + target_entropy).detach().mean()
-    return -log_alpha * gap
+def test_check_td3_update_not_implemented():
+    assert_fails(check_td3_update, not_implemented, "td3_update is not implemented yet")
 
 
-def temperature_not_detached(log_alpha, log_probs, target_entropy):
-    return -(log_alpha * (log_probs + target_entropy)).mean()
+def sac_update_alpha_through_log_probs(agent, batch, config):
+    """The temperature's loss not detached from the log-probabilities (after the actor's step)."""
+    alpha = agent.log_alpha.detach().exp()
+    with torch.no_grad():
+        next_actions, next_log_probs = sample_action(agent.actor, batch.next_observations)
+        next_q = torch.minimum(*(c(batch.next_observations, next_actions)
+                                 for c in agent.critics_target))
+        targets = batch.rewards + config.gamma * (1 - batch.terminated.float()) * (
+            next_q - alpha * next_log_probs)
+    q1, q2 = (c(batch.observations, batch.actions) for c in agent.critics)
+    critic_loss = F.mse_loss(q1, targets) + F.mse_loss(q2, targets)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    actions, log_probs = sample_action(agent.actor, batch.observations)
+    q_new = torch.minimum(*(c(batch.observations, actions) for c in agent.critics))
+    actor_loss = (alpha * log_probs - q_new).mean()
+    agent.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    alpha_loss = -(agent.log_alpha * (log_probs + agent.target_entropy)).mean()
+    agent.alpha_optimizer.zero_grad()
+    alpha_loss.backward()
+    agent.alpha_optimizer.step()
+    polyak_update(agent.critics_target, agent.critics, config.tau)
+    return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach()}
 
 
-def temperature_wrong_sign(log_alpha, log_probs, target_entropy):
-    return (log_alpha * (log_probs.detach() + target_entropy)).mean()
+def sac_update_target_not_detached(agent, batch, config):
+    """The soft target computed with autograd recording."""
+    alpha = agent.log_alpha.detach().exp()
+    next_actions, next_log_probs = sample_action(agent.actor, batch.next_observations)
+    next_q = torch.minimum(*(c(batch.next_observations, next_actions)
+                             for c in agent.critics_target))
+    targets = batch.rewards + config.gamma * (1 - batch.terminated.float()) * (
+        next_q - alpha * next_log_probs)
+    q1, q2 = (c(batch.observations, batch.actions) for c in agent.critics)
+    critic_loss = F.mse_loss(q1, targets) + F.mse_loss(q2, targets)
+    agent.critic_optimizer.zero_grad()
+    critic_loss.backward()
+    agent.critic_optimizer.step()
+    agent.critics.requires_grad_(False)
+    actions, log_probs = sample_action(agent.actor, batch.observations)
+    q_new = torch.minimum(*(c(batch.observations, actions) for c in agent.critics))
+    actor_loss = (alpha * log_probs - q_new).mean()
+    agent.critics.requires_grad_(True)
+    agent.actor_optimizer.zero_grad()
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    alpha_loss = -(agent.log_alpha * (log_probs.detach() + agent.target_entropy)).mean()
+    agent.alpha_optimizer.zero_grad()
+    alpha_loss.backward()
+    agent.alpha_optimizer.step()
+    polyak_update(agent.critics_target, agent.critics, config.tau)
+    return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach()}
 
 
-def temperature_alpha(log_alpha, log_probs, target_entropy):
-    return -(log_alpha.exp() * (log_probs.detach() + target_entropy)).mean()
+def test_check_sac_update_passes_on_reference(capsys):
+    assert_passes(check_sac_update, sac_update, capsys, "sac_update")
+    assert_passes(check_sac_update, _sac_variant("none"), capsys, "sac_update")
 
 
-def temperature_sum(log_alpha, log_probs, target_entropy):
-    return -(log_alpha * (log_probs.detach() + target_entropy)).sum()
-
-
-def temperature_entropy_sign(log_alpha, log_probs, target_entropy):
-    return -(log_alpha * (log_probs.detach() - target_entropy)).mean()
-
-
-def temperature_alpha_detached(log_alpha, log_probs, target_entropy):
-    return -(log_alpha.detach() * (log_probs.detach() + target_entropy)).mean()
-
-
-def temperature_item(log_alpha, log_probs, target_entropy):
-    return -(log_alpha * (log_probs.detach() + target_entropy)).mean().item()
-
-
-def test_check_temperature_loss_passes_on_references(capsys):
-    for fn in (temperature_loss, temperature_written_out):
-        assert_passes(check_temperature_loss, fn, capsys, "temperature_loss")
+@pytest.mark.parametrize("mistake, fragments", [
+    ("online_critics", ["ONLINE critics", "wrong network"]),
+    ("max", ["MAXIMUM of the two critics"]),
+    ("truncated", ["truncated transition is treated as terminal"]),
+    ("frozen_targets", ["target critics never move"]),
+    ("target_entropy_sign", ["entropy term of the target has the wrong sign"]),
+    ("actor_entropy_sign", ["entropy term of the actor's loss has the wrong sign"]),
+    ("alpha_sign", ["temperature's loss has the wrong sign"]),
+    ("alpha_not_log", ["write it with log α itself"]),
+])
+def test_check_sac_update_names_mistakes(mistake, fragments):
+    assert_fails(check_sac_update, _sac_variant(mistake), "sac_update", *fragments)
 
 
 @pytest.mark.parametrize("mutant, fragments", [
-    (temperature_not_detached, ["sends a gradient into log_probs", "log_probs.detach()"]),
-    (temperature_wrong_sign, ["returned 1.5596; expected -1.5596", "Check the sign"]),
-    (temperature_alpha, ["loss in terms of α itself"]),
-    (temperature_sum, ["Average over the batch"]),
-    (temperature_entropy_sign, ["is ADDED"]),
-    (temperature_alpha_detached, ["no gradient with respect to log_alpha"]),
-    (temperature_item, ["returned a float"]),
+    (sac_update_alpha_through_log_probs, ["backward through the graph a second time",
+                                          "log_probs.detach()"]),
+    (sac_update_target_not_detached, ["target critics have gradients", "torch.no_grad()"]),
+    (not_implemented, ["sac_update is not implemented yet"]),
 ])
-def test_check_temperature_loss_fails_on_mutants(mutant, fragments):
-    assert_fails(check_temperature_loss, mutant, "temperature_loss", *fragments)
-
-
-def test_check_temperature_loss_not_implemented():
-    assert_fails(check_temperature_loss, not_implemented, "temperature_loss is not implemented yet")
+def test_check_sac_update_fails_on_mutants(mutant, fragments):
+    assert_fails(check_sac_update, mutant, *fragments)
 
 
 # ---------------------------------------------------------------------------------- all checks
 
 
-ALL_CHECKS = [check_ddpg_critic_target, check_ddpg_actor_loss, check_td3_target,
-              check_tanh_log_prob_correction, check_sac_critic_target, check_temperature_loss]
-
-
-@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda check: check.__name__)
-def test_every_check_refuses_numpy_arrays(check):
+@pytest.mark.parametrize("check", [check_td3_target, check_tanh_log_prob_correction],
+                         ids=lambda check: check.__name__)
+def test_formula_checks_refuse_numpy_arrays(check):
     def as_numpy(*args, **kwargs):
         return np.zeros(4)
 

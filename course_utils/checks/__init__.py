@@ -13,12 +13,11 @@ from course_utils.checks.bandits import (
     check_ucb_select,
 )
 from course_utils.checks.continuous_control import (
-    check_ddpg_actor_loss,
-    check_ddpg_critic_target,
-    check_sac_critic_target,
+    check_ddpg_update,
+    check_sac_update,
     check_tanh_log_prob_correction,
     check_td3_target,
-    check_temperature_loss,
+    check_td3_update,
 )
 from course_utils.checks.dqn import (
     check_double_dqn_target,
@@ -62,8 +61,7 @@ __all__ = [
     "check_clipped_surrogate",
     "check_collect_rollout",
     "check_coverage",
-    "check_ddpg_actor_loss",
-    "check_ddpg_critic_target",
+    "check_ddpg_update",
     "check_discounted_reward_to_go",
     "check_double_dqn_target",
     "check_double_q_update",
@@ -85,13 +83,13 @@ __all__ = [
     "check_q_learning_update",
     "check_reinforce_update",
     "check_reward_to_go",
-    "check_sac_critic_target",
+    "check_sac_update",
     "check_sarsa_update",
     "check_softmax_score",
     "check_tanh_log_prob_correction",
     "check_td0_update",
     "check_td3_target",
-    "check_temperature_loss",
+    "check_td3_update",
     "check_ucb_select",
     "check_value_iteration",
 ]

@@ -1,6 +1,5 @@
-"""Checks of notebook 08's exercises: the DDPG critic target and actor loss, the TD3 target
-(target policy smoothing and clipped double Q), and SAC's tanh log-probability correction, soft
-critic target and temperature loss.
+"""Checks of notebook 08's exercises: the DDPG update, the TD3 target (target policy smoothing
+and clipped double Q), the TD3 update, SAC's tanh log-probability correction and the SAC update.
 
 Batches follow the agents' conventions: ``rewards``, ``terminated`` (1.0 where the next state is
 terminal) and Q-values have shape ``(B,)``; actions live in the unit box ``[-1, 1]^d``. Every
@@ -12,22 +11,26 @@ a maximum (or one critic alone) shows.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
+import gymnasium as gym
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor,
-                                                expect_tensors_unchanged, fmt, Fn, passed, references)
+from course_utils.buffers import ReplayBatch
+from course_utils.checks.common import (call, expect_close, expect_tensor,
+                                        expect_tensors_unchanged, fmt, Fn, passed, references)
+from course_utils.device import get_device
+from course_utils.nn import polyak_update
 
 __all__ = [
-    "check_ddpg_actor_loss",
-    "check_ddpg_critic_target",
-    "check_sac_critic_target",
+    "check_ddpg_update",
+    "check_sac_update",
     "check_tanh_log_prob_correction",
     "check_td3_target",
-    "check_temperature_loss",
+    "check_td3_update",
 ]
 
 TERMINAL_HINT = ("A terminated transition has no future: its target is the reward alone, y = r, "
@@ -90,93 +93,6 @@ def _random_batch(seed: int, batch_size: int = 64) -> tuple[torch.Tensor, torch.
     rewards = torch.randn(batch_size, generator=generator)
     terminated = (torch.rand(batch_size, generator=generator) < 0.3).float()
     return rewards, terminated
-
-
-# ------------------------------------------------------------------------------ DDPG critic target
-
-
-def _ddpg_mistakes(rewards, next_q, terminated, gamma):
-    return [
-        (_mask(rewards, next_q, 0.0, gamma), TERMINAL_HINT),
-        (_mask(rewards, next_q, 1.0 - terminated, gamma), INVERTED_HINT),
-        ((1.0 - terminated) * _mask(rewards, next_q, 0.0, gamma), REWARD_MASKED_HINT),
-        (rewards + (1.0 - terminated) * next_q, NO_GAMMA_HINT),
-        (gamma * _mask(rewards, next_q, terminated, 1.0),
-         "Only the next state's value is discounted, not the reward: y = r + γ (1 − d) Q'."),
-        (_mask(rewards, -next_q, terminated, gamma),
-         "The next state's value is ADDED: y = r + γ (1 − terminated) Q'(s', μ'(s'))."),
-    ]
-
-
-@references("course_utils.agents.legacy_ddpg.ddpg_critic_target")
-def check_ddpg_critic_target(fn: Fn) -> None:
-    """Check ``fn(rewards (B,), next_q_target (B,), terminated (B,), gamma) -> (B,)`` is DDPG's
-    critic target ``y = r + γ (1 − terminated) Q'(s', μ'(s'))``."""
-    name = "ddpg_critic_target"
-    hint = ("y = r + γ (1 − terminated) · next_q_target, where next_q_target = Q'(s', μ'(s')) "
-            "comes from the target critic at the target actor's action.")
-    next_q = [10.0, -4.0, 50.0, 3.0]
-    rewards, next_q_t, terminated = (torch.tensor(_REWARDS), torch.tensor(next_q),
-                                     torch.tensor(_TERMINATED))
-    copies = {"rewards": rewards.clone(), "next_q_target": next_q_t.clone(),
-              "terminated": terminated.clone()}
-    shown = (f"{name}(rewards={_REWARDS}, next_q_target={next_q}, terminated={_TERMINATED}, "
-             f"gamma={_GAMMA})")
-    result = call(fn, name, rewards, next_q_t, terminated, _GAMMA)
-    expect_tensors_unchanged(name, {"rewards": rewards, "next_q_target": next_q_t,
-                                    "terminated": terminated}, copies)
-    _expect_match(result, _mask(rewards, next_q_t, terminated, _GAMMA), shown,
-                  _ddpg_mistakes(rewards, next_q_t, terminated, _GAMMA), hint)
-    n = 1
-    for gamma, why in ((0.0, "With γ = 0 the target is the reward alone."),
-                       (1.0, "γ = 1 is allowed (no discount): y = r + (1 − terminated) Q'.")):
-        shown = f"{name}(…the same batch…, gamma={gamma})"
-        expect_close(call(fn, name, rewards, next_q_t, terminated, gamma),
-                     _mask(rewards, next_q_t, terminated, gamma), shown, why)
-        n += 1
-    shown = f"{name}(…the same batch…, terminated=[1.0, 1.0, 1.0, 1.0], gamma=0.99)"
-    expect_close(call(fn, name, rewards, next_q_t, torch.ones(4), 0.99), rewards, shown,
-                 TERMINAL_HINT)
-    n += 1
-    rewards, terminated = _random_batch(10)
-    next_q_t = torch.randn(64, generator=torch.Generator().manual_seed(11)) * 10
-    shown = f"{name}(a random batch of 64 transitions, gamma=0.99)"
-    _expect_match(call(fn, name, rewards, next_q_t, terminated, 0.99),
-                  _mask(rewards, next_q_t, terminated, 0.99), shown,
-                  _ddpg_mistakes(rewards, next_q_t, terminated, 0.99), hint)
-    passed(name, n + 1)
-
-
-# ------------------------------------------------------------------------------- DDPG actor loss
-
-
-@references("course_utils.agents.legacy_ddpg.ddpg_actor_loss")
-def check_ddpg_actor_loss(fn: Fn) -> None:
-    """Check ``fn(q_values (B,)) -> scalar`` is ``−mean(q_values)`` with its gradient intact."""
-    name = "ddpg_actor_loss"
-    values = [1.0, -2.0, 4.0, 5.0]
-    q_values = torch.tensor(values, requires_grad=True)
-    shown = f"{name}(q_values={values})"
-    loss = expect_scalar_loss(call(fn, name, q_values), shown)
-    expected = -2.0
-    value = loss.item()
-    if abs(value - expected) > 1e-4:
-        hint = "The actor loss is −(1/B) Σ Q(s, μ(s)): minimising it maximises the critic's value."
-        if abs(value + expected) < 1e-4:
-            hint = ("Check the sign: optimisers MINIMISE, and the actor must MAXIMISE Q(s, μ(s)), "
-                    "so the loss is −mean Q.")
-        elif abs(value - 4 * expected) < 1e-4:
-            hint = "Average over the B states of the batch instead of summing."
-        raise AssertionError(f"{shown} returned {value:.4f}; expected {expected:.4f}. {hint}")
-    if not loss.requires_grad:
-        raise AssertionError(f"{shown} has no gradient: do not detach q_values or use .item(); "
-                             "the actor learns through ∂Q/∂a.")
-    (grad,) = torch.autograd.grad(loss, q_values)
-    expect_close(grad, torch.full((4,), -0.25), f"the gradient of {shown} with respect to q_values",
-                 "∂L/∂Q_i must be −1/B for every state i.")
-    q = torch.randn(256, generator=torch.Generator().manual_seed(12)) * 5
-    expect_close(call(fn, name, q), -q.mean(), f"{name}(256 random Q-values)")
-    passed(name, 3)
 
 
 # ------------------------------------------------------------------------------------ TD3 target
@@ -242,15 +158,15 @@ def _td3_call(fn: Fn, name: str, rewards, next_observations, terminated, gamma, 
               noise_clip, networks=None, seed: int = 0):
     actor, critic1, critic2 = networks if networks is not None else _td3_networks()
     generator = torch.Generator().manual_seed(seed)
-    result = call(fn, name, rewards, next_observations, terminated, gamma, actor, critic1,
-                  critic2, noise_std, noise_clip, generator)
+    result = call(fn, name, rewards, next_observations, terminated, gamma, actor,
+                  [critic1, critic2], noise_std, noise_clip, generator)
     return result, actor, critic1, critic2
 
 
 def _smoothed_actions(name: str, shown: str, critic1: _Critic, critic2: _Critic,
                       batch_shape: tuple[int, int]) -> torch.Tensor:
     """The one action batch both critics were shown (or an error saying what went wrong)."""
-    for label, critic in (("critic1_target", critic1), ("critic2_target", critic2)):
+    for label, critic in (("critics_target[0]", critic1), ("critics_target[1]", critic2)):
         if len(critic.seen) != 1:
             raise AssertionError(
                 f"{shown} called {label} {len(critic.seen)} times; expected once, on "
@@ -265,12 +181,13 @@ def _smoothed_actions(name: str, shown: str, critic1: _Critic, critic2: _Critic,
     return critic1.seen[0]
 
 
-@references("course_utils.agents.legacy_ddpg.td3_target")
+@references("course_utils.agents.ddpg.td3_target", "course_utils.agents.legacy_ddpg.td3_target")
 def check_td3_target(fn: Fn) -> None:
-    """Check ``fn(rewards, next_observations, terminated, gamma, actor_target, critic1_target,
-    critic2_target, noise_std, noise_clip, generator) -> (B,)`` is TD3's target: target policy
-    smoothing ``ã = clip(μ'(s') + clip(ε, −c, c), −1, 1)``, ``ε ~ N(0, σ²)``, then clipped double
-    Q ``y = r + γ (1 − terminated) min(Q1'(s', ã), Q2'(s', ã))``."""
+    """Check ``fn(rewards, next_observations, terminated, gamma, actor_target, critics_target,
+    noise_std, noise_clip, generator) -> (B,)`` is TD3's target: target policy smoothing
+    ``ã = clip(μ'(s') + clip(ε, −c, c), −1, 1)``, ``ε ~ N(0, σ²)``, then clipped double Q
+    ``y = r + γ (1 − terminated) min_j Q'_j(s', ã)`` over the list ``critics_target``; with one
+    critic and σ = 0, DDPG's target."""
     name = "td3_target"
     hint = ("y = r + γ (1 − terminated) min(Q1'(s', ã), Q2'(s', ã)) with ã the target actor's "
             "smoothed action at the NEXT observations.")
@@ -282,8 +199,9 @@ def check_td3_target(fn: Fn) -> None:
     copies = {"rewards": rewards.clone(), "next_observations": next_observations.clone(),
               "terminated": terminated.clone()}
     shown = (f"{name}(rewards={_REWARDS}, next_observations=<4 × 3>, terminated={_TERMINATED}, "
-             f"gamma={_GAMMA}, <target actor>, <critic 1>, <critic 2>, noise_std=0.0, "
+             f"gamma={_GAMMA}, <target actor>, [<critic 1>, <critic 2>], noise_std=0.0, "
              "noise_clip=0.5)")
+    first_observations = next_observations
     result, actor, critic1, critic2 = _td3_call(fn, name, rewards, next_observations, terminated,
                                                 _GAMMA, 0.0, 0.5)
     expect_tensors_unchanged(name, {"rewards": rewards, "next_observations": next_observations,
@@ -296,7 +214,7 @@ def check_td3_target(fn: Fn) -> None:
         if not torch.allclose(critic1.seen[0], mu, atol=1e-5):
             raise AssertionError(
                 f"{shown}: with noise_std = 0 the critics must see the target actor's action "
-                f"μ'(s') = {fmt(mu)}, but critic1_target saw {fmt(critic1.seen[0])}. Call "
+                f"μ'(s') = {fmt(mu)}, but critics_target[0] saw {fmt(critic1.seen[0])}. Call "
                 "actor_target(next_observations), add the clipped noise, then clip to [−1, 1].")
     _expect_match(result, expected, shown, _td3_mistakes(rewards, q1, q2, terminated, _GAMMA), hint)
     n += 1
@@ -304,7 +222,6 @@ def check_td3_target(fn: Fn) -> None:
     result, *_ = _td3_call(fn, name, rewards, next_observations, torch.ones(4), 0.99, 0.2, 0.5)
     expect_close(result, rewards, shown, TERMINAL_HINT)
     n += 1
-
     # 2. Huge noise: every noise entry is clipped to ±c, and actions near the bounds to [−1, 1].
     B = 200
     generator = torch.Generator().manual_seed(13)
@@ -375,6 +292,20 @@ def check_td3_target(fn: Fn) -> None:
         raise AssertionError(f"{shown}: the noise of the two action dimensions is correlated "
                              f"({correlation:.2f}); draw an independent ε for every entry.")
     n += 1
+    # 4. DDPG is the special case: one target critic, no smoothing.
+    shown = (f"{name}(…the first batch…, gamma={_GAMMA}, <target actor>, [<critic 1>], "
+             "noise_std=0.0, noise_clip=0.5) (DDPG's target: one critic, no noise)")
+    rewards, terminated = torch.tensor(_REWARDS), torch.tensor(_TERMINATED)
+    next_observations = first_observations
+    actor, critic1, _ = _td3_networks()
+    result = call(fn, name, rewards, next_observations, terminated, _GAMMA, actor, [critic1], 0.0,
+                  0.5, torch.Generator().manual_seed(0))
+    q1, _, _ = _td3_reference(rewards, next_observations, terminated, _GAMMA, actor, critic1,
+                              critic1)
+    expect_close(result, _mask(rewards, q1, terminated, _GAMMA), shown,
+                 "Take the minimum over however many critics the list holds (torch.stack(…)"
+                 ".min(dim=0) works for one or two); with one critic it is that critic's value.")
+    n += 1
     passed(name, n)
 
 
@@ -411,7 +342,9 @@ def _correction_mistakes(pre_tanh: torch.Tensor) -> list[tuple[torch.Tensor, str
     ]
 
 
-@references("course_utils.agents.legacy_sac.tanh_log_prob_correction")
+# The legacy agents (notebook 09) still hold a copy of this exercise's answer: refused too.
+@references("course_utils.agents.sac.tanh_log_prob_correction",
+            "course_utils.agents.legacy_sac.tanh_log_prob_correction")
 def check_tanh_log_prob_correction(fn: Fn) -> None:
     """Check ``fn(pre_tanh (B, d)) -> (B,)`` is ``Σ_i log(1 − tanh(u_i)²)``, exact and finite
     also for large ``|u|``, with the right gradient."""
@@ -468,135 +401,329 @@ def check_tanh_log_prob_correction(fn: Fn) -> None:
     passed(name, n)
 
 
-# ----------------------------------------------------------------------------- SAC critic target
 
 
-def _sac_reference(rewards, q1, q2, log_probs, terminated, alpha, gamma):
-    return _mask(rewards, torch.minimum(q1, q2) - alpha * log_probs, terminated, gamma)
+# ------------------------------------------------------------------------- the update steps
+#
+# An update check builds a small agent twice from one seed, runs the student's update and the
+# reference on the same batch with the same random numbers (three calls: TD3's actor moves on the
+# second only), and compares the losses and every parameter after each call. The agents' Adam
+# optimisers are replaced by plain SGD, whose step is proportional to the gradient (Adam's first
+# step is ±lr whatever the gradient's size, which would hide most mistakes). Where the results
+# differ, the check runs the usual mistakes (the reference with one thing changed) and names
+# the one whose parameters match the student's.
+
+# Three calls on one batch: TD3's actor moves at the second only, and the third target shows
+# whether it came from the online actor (which has moved) or the target actor.
+_CALLS = 3
+
+_OBSERVATION_SPACE = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+_ACTION_SPACE = gym.spaces.Box(-2.0, 2.0, (2,), np.float32)
+_NETWORKS = {"actor": "the actor", "critics": "the critics", "actor_target": "the target actor",
+             "critics_target": "the target critics", "log_alpha": "log α"}
 
 
-def _sac_mistakes(rewards, q1, q2, log_probs, terminated, alpha, gamma):
-    least = torch.minimum(q1, q2)
-    soft = least - alpha * log_probs
-    return [
-        (_sac_reference(rewards, q1, q2, -log_probs, terminated, alpha, gamma),
-         "The entropy bonus has the wrong sign: the soft value is min Q − α log π(a'|s') "
-         "(−log π is the entropy, and it is rewarded)."),
-        (_mask(rewards, least, terminated, gamma),
-         "The entropy term −α log π(a'|s') is missing from the soft value of s'."),
-        (_mask(rewards, least - log_probs, terminated, gamma),
-         "Weigh the log-probability by the temperature: −α log π(a'|s')."),
-        (_mask(rewards, least, terminated, gamma) - alpha * log_probs,
-         "The entropy term belongs to the NEXT state's soft value, inside the discount and the "
-         "mask: y = r + γ (1 − d)(min Q' − α log π(a'|s'))."),
-        (_mask(rewards, least, terminated, gamma) - gamma * alpha * log_probs,
-         "The entropy term belongs inside the terminal mask as well: a terminated transition's "
-         "target is r alone."),
-        (_mask(rewards, torch.maximum(q1, q2) - alpha * log_probs, terminated, gamma), MAX_HINT),
-        (_mask(rewards, (q1 + q2) / 2 - alpha * log_probs, terminated, gamma), MEAN_HINT),
-        (_mask(rewards, q1 - alpha * log_probs, terminated, gamma), ONE_CRITIC_HINT),
-        (_mask(rewards, soft, 0.0, gamma), TERMINAL_HINT),
-        (_mask(rewards, soft, 1.0 - terminated, gamma), INVERTED_HINT),
-        ((1.0 - terminated) * _mask(rewards, soft, 0.0, gamma), REWARD_MASKED_HINT),
-        (rewards + (1.0 - terminated) * soft, NO_GAMMA_HINT),
-    ]
+def _update_batch() -> ReplayBatch:
+    """16 transitions: rows 0-3 terminated, rows 4-7 truncated (not terminated), large rewards."""
+    generator = torch.Generator().manual_seed(21)
+    device = get_device()
+    batch_size = 16
+    terminated = torch.zeros(batch_size, dtype=torch.bool)
+    truncated = torch.zeros(batch_size, dtype=torch.bool)
+    terminated[:4], truncated[4:8] = True, True
+    fields = (torch.randn(batch_size, 3, generator=generator),
+              torch.rand(batch_size, 2, generator=generator) * 2 - 1,
+              torch.randn(batch_size, generator=generator) * 3,
+              torch.randn(batch_size, 3, generator=generator), terminated, truncated)
+    return ReplayBatch(*(field.to(device) for field in fields))
 
 
-@references("course_utils.agents.legacy_sac.sac_critic_target")
-def check_sac_critic_target(fn: Fn) -> None:
-    """Check ``fn(rewards, next_q1_target, next_q2_target, next_log_probs, terminated, alpha,
-    gamma) -> (B,)`` is the soft Bellman target
-    ``y = r + γ (1 − terminated)(min(Q1', Q2') − α log π(a'|s'))``."""
-    name = "sac_critic_target"
-    hint = ("y = r + γ (1 − terminated)(min(Q1'(s', a'), Q2'(s', a')) − α log π(a'|s')), with "
-            "a' ~ π(·|s') sampled fresh.")
-    q1_list, q2_list, lp_list = [5.0, -2.0, 40.0, 3.0], [4.0, -1.0, 30.0, 6.0], [-1.0, 0.5, -2.0, 2.0]
-    alpha = 0.2
-    rewards, q1, q2 = torch.tensor(_REWARDS), torch.tensor(q1_list), torch.tensor(q2_list)
-    log_probs, terminated = torch.tensor(lp_list), torch.tensor(_TERMINATED)
-    names = ("rewards", "next_q1_target", "next_q2_target", "next_log_probs", "terminated")
-    inputs = dict(zip(names, (rewards, q1, q2, log_probs, terminated)))
-    copies = {k: v.clone() for k, v in inputs.items()}
-    n = 0
-    for alpha_value, alpha_shown in ((alpha, f"{alpha}"),
-                                     (torch.tensor(alpha), f"torch.tensor({alpha})")):
-        shown = (f"{name}(rewards={_REWARDS}, next_q1_target={q1_list}, next_q2_target={q2_list}, "
-                 f"next_log_probs={lp_list}, terminated={_TERMINATED}, alpha={alpha_shown}, "
-                 f"gamma={_GAMMA})")
-        result = call(fn, name, rewards, q1, q2, log_probs, terminated, alpha_value, _GAMMA)
-        expect_tensors_unchanged(name, inputs, copies)
-        _expect_match(result, _sac_reference(rewards, q1, q2, log_probs, terminated, alpha, _GAMMA),
-                      shown, _sac_mistakes(rewards, q1, q2, log_probs, terminated, alpha, _GAMMA),
-                      hint)
-        n += 1
-    shown = f"{name}(…the same batch…, alpha=0.0, gamma={_GAMMA})"
-    expect_close(call(fn, name, rewards, q1, q2, log_probs, terminated, 0.0, _GAMMA),
-                 _mask(rewards, torch.minimum(q1, q2), terminated, _GAMMA), shown,
-                 "With α = 0 the soft target is TD3's clipped double-Q target.")
-    n += 1
-    shown = f"{name}(…the same batch…, terminated=[1.0, 1.0, 1.0, 1.0], alpha=0.2, gamma=0.99)"
-    expect_close(call(fn, name, rewards, q1, q2, log_probs, torch.ones(4), alpha, 0.99), rewards,
-                 shown, TERMINAL_HINT)
-    n += 1
-    rewards, terminated = _random_batch(17)
-    generator = torch.Generator().manual_seed(18)
-    q1, q2 = torch.randn(64, generator=generator) * 10, torch.randn(64, generator=generator) * 10
-    log_probs = torch.randn(64, generator=generator) * 2
-    shown = f"{name}(a random batch of 64 transitions, alpha=torch.tensor(0.05), gamma=0.99)"
-    _expect_match(call(fn, name, rewards, q1, q2, log_probs, terminated, torch.tensor(0.05), 0.99),
-                  _sac_reference(rewards, q1, q2, log_probs, terminated, 0.05, 0.99), shown,
-                  _sac_mistakes(rewards, q1, q2, log_probs, terminated, 0.05, 0.99), hint)
-    passed(name, n + 1)
+def _sgd_agent(make_agent: Callable[[], nn.Module]) -> nn.Module:
+    agent = make_agent()
+    agent.actor_optimizer = torch.optim.SGD(agent.actor.parameters(), lr=0.05)
+    agent.critic_optimizer = torch.optim.SGD(agent.critics.parameters(), lr=0.05)
+    if hasattr(agent, "log_alpha"):
+        agent.alpha_optimizer = torch.optim.SGD([agent.log_alpha], lr=0.05)
+    # The targets take gradients in the check only, so that a target computed outside
+    # torch.no_grad() shows: its gradient reaches them (in training they are frozen).
+    agent.critics_target.requires_grad_(True)
+    if hasattr(agent, "actor_target"):
+        agent.actor_target.requires_grad_(True)
+    return agent
 
 
-# ------------------------------------------------------------------------------ temperature loss
+def _snapshot(agent: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.detach().clone() for name, value in agent.state_dict().items()}
 
 
-@references("course_utils.agents.legacy_sac.temperature_loss")
-def check_temperature_loss(fn: Fn) -> None:
-    """Check ``fn(log_alpha (), log_probs (B,), target_entropy) -> scalar`` is
-    ``−log α · mean(log π(a|s) + H_target)``, with no gradient into the log-probabilities."""
-    name = "temperature_loss"
-    n = 0
-    for alpha, lp_list, target_entropy in ((0.5, [-1.0, 0.5, -2.0, 1.5], -2.0),
-                                           (1.5, [0.2, 0.4, -0.3, 0.9], -1.0)):
-        log_alpha = torch.tensor(math.log(alpha), requires_grad=True)
-        log_probs = torch.tensor(lp_list, requires_grad=True)
-        shown = (f"{name}(log_alpha=log({alpha}), log_probs={lp_list}, "
-                 f"target_entropy={target_entropy})")
-        loss = expect_scalar_loss(call(fn, name, log_alpha, log_probs, target_entropy), shown)
-        gap = sum(lp_list) / len(lp_list) + target_entropy  # mean(log π + H_target)
-        expected = -math.log(alpha) * gap
-        value = loss.item()
-        if abs(value - expected) > 1e-4:
-            hint = ("L(log α) = −log α · mean(log π(a|s) + H_target): it raises α when the entropy "
-                    "−mean log π is below the target and lowers it when above.")
-            if abs(value + expected) < 1e-4:
-                hint = ("Check the sign: L = −log α · mean(log π + H_target). With the opposite "
-                        "sign α would fall when the policy's entropy is too low.")
-            elif abs(value + alpha * gap) < 1e-4:
-                hint = ("That is the loss in terms of α itself, −α · mean(log π + H_target); this "
-                        "exercise uses the parameter we optimise, log α: −log α · mean(…).")
-            elif abs(value - len(lp_list) * expected) < 1e-4:
-                hint = "Average over the batch instead of summing."
-            elif abs(value + math.log(alpha) * (gap - 2 * target_entropy)) < 1e-4:
-                hint = ("The target entropy enters as log π + H_target (H_target = −|A| is "
-                        "ADDED): the entropy −log π is compared with H_target.")
-            raise AssertionError(f"{shown} returned {value:.4f}; expected {expected:.4f}. {hint}")
-        if not loss.requires_grad:
-            raise AssertionError(f"{shown} has no gradient with respect to log_alpha: do not "
-                                 "detach log_alpha or use .item(); it is the parameter learned here.")
-        grad_alpha, grad_log_probs = torch.autograd.grad(loss, [log_alpha, log_probs],
-                                                         allow_unused=True)
-        if grad_log_probs is not None and grad_log_probs.abs().max() > 0:
+def _run(update: Fn, make_agent: Callable[[], nn.Module], config: Any, n_calls: int,
+         name: Optional[str] = None) -> tuple[list[dict[str, torch.Tensor]], list[Any], nn.Module]:
+    """The agent's state and the returned metrics after each of ``n_calls`` updates; the
+    student's function (``name`` given) through ``call``. Seeds the global generator for SAC."""
+    agent, batch = _sgd_agent(make_agent), _update_batch()
+    states, metrics = [], []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(22)
+        for _ in range(n_calls):
+            result = call(update, name, agent, batch, config) if name else update(agent, batch,
+                                                                                   config)
+            states.append(_snapshot(agent))
+            metrics.append(result)
+    return states, metrics, agent
+
+
+def _first_difference(state: dict[str, torch.Tensor],
+                      expected: dict[str, torch.Tensor]) -> Optional[str]:
+    for key, value in expected.items():
+        if not torch.allclose(state[key].double(), value.double(), rtol=1e-4, atol=1e-6):
+            return _NETWORKS.get(key.split(".")[0], key)
+    return None
+
+
+def _check_update(fn: Fn, name: str, reference: Fn, make_agent: Callable[[], nn.Module],
+                  config: Any, mistakes: Sequence[tuple[Fn, str]], losses: Sequence[str]) -> int:
+    """Run ``fn`` and ``reference`` as described above; the number of cases passed."""
+    try:
+        states, metrics, agent = _run(fn, make_agent, config, _CALLS, name)
+    except RuntimeError as error:
+        if "backward through the graph a second time" in str(error):
             raise AssertionError(
-                f"{shown} sends a gradient into log_probs, i.e. into the actor. Detach them "
-                "(log_probs.detach()): this loss trains the temperature only; the actor has its "
-                "own loss.")
-        if grad_alpha is None:
-            raise AssertionError(f"{shown} has no gradient with respect to log_alpha.")
-        expect_close(grad_alpha, torch.tensor(-gap),
-                     f"the gradient of {shown} with respect to log_alpha",
-                     "∂L/∂log α = −mean(log π + H_target).")
-        n += 1
-    passed(name, n)
+                f"{name} failed with PyTorch's 'Trying to backward through the graph a second "
+                "time': a second loss reuses part of a graph that an earlier backward() freed. "
+                "The temperature's loss must treat log π as a constant (log_probs.detach()), and "
+                "each loss gets its own forward pass.") from None
+        raise
+    for label, network in (("the target critics", agent.critics_target),
+                           ("the target actor", getattr(agent, "actor_target", None))):
+        if network is not None and any(p.grad is not None and p.grad.abs().sum() > 0
+                                       for p in network.parameters()):
+            raise AssertionError(
+                f"After {name}, {label} have gradients: the target y was computed with autograd "
+                "recording, so the critic's loss differentiates through it. Compute y inside "
+                "`with torch.no_grad():` (it is a regression target, a constant).")
+    expected_states, expected_metrics, _ = _run(reference, make_agent, config, _CALLS)
+    for call_index in range(_CALLS):
+        shown = f"{name}(agent, batch, config), call {call_index + 1} of {_CALLS} on the same batch"
+        result = metrics[call_index]
+        if not isinstance(result, dict):
+            raise AssertionError(f"{shown} returned {type(result).__name__}; expected a dict of "
+                                 "metrics such as {'critic_loss': critic_loss.detach(), …}.")
+        for key in losses:
+            if key not in expected_metrics[call_index]:
+                continue
+            if key not in result:
+                raise AssertionError(f"{shown} returned no {key!r}; expected the metrics "
+                                     f"{sorted(expected_metrics[call_index])}.")
+            value = torch.as_tensor(result[key]).detach().double().cpu()
+            want = expected_metrics[call_index][key].double().cpu()
+            if value.shape != () or not torch.allclose(value, want, rtol=1e-4, atol=1e-5):
+                hint = _diagnose_update(states[call_index], call_index, make_agent, config,
+                                        mistakes, f"the {key} must be {float(want):.5f}")
+                shown_value = f"{float(value):.5f}" if value.numel() == 1 else fmt(value)
+                raise AssertionError(f"{shown}: {key} = {shown_value}; expected "
+                                     f"{float(want):.5f}. {hint}")
+        different = _first_difference(states[call_index], expected_states[call_index])
+        if different is not None:
+            hint = _diagnose_update(states[call_index], call_index, make_agent, config, mistakes,
+                                    "compare your steps with the equations above")
+            raise AssertionError(f"{shown}: the parameters of {different} differ from the "
+                                 f"reference's after the update. {hint}")
+    return _CALLS
+
+
+def _diagnose_update(state: dict[str, torch.Tensor], call_index: int,
+                     make_agent: Callable[[], nn.Module], config: Any,
+                     mistakes: Sequence[tuple[Fn, str]], default: str) -> str:
+    for mistake, hint in mistakes:
+        try:
+            wrong_states, _, _ = _run(mistake, make_agent, config, call_index + 1)
+        except RuntimeError:
+            continue
+        if _first_difference(state, wrong_states[call_index]) is None:
+            return hint
+    return default[0].upper() + default[1:] + "."
+
+
+WRONG_ACTOR_HINT = ("The target's next action comes from the ONLINE actor: use the target actor, "
+                    "μ'(s') = agent.actor_target(next_observations) (the wrong network).")
+WRONG_CRITIC_HINT = ("The target is computed with the ONLINE critics: bootstrap from the target "
+                     "critics, agent.critics_target (the wrong network).")
+TRUNCATED_HINT = ("A truncated transition is treated as terminal: mask the bootstrap with "
+                  "batch.terminated only. A time limit ends the episode, not the MDP: s' still "
+                  "has a future, so its target bootstraps.")
+FROZEN_TARGETS_HINT = ("The target networks never move: after the actor's step, "
+                       "polyak_update(target, online, config.tau) for the actor and the critics.")
+ACTOR_SIGN_HINT = ("The actor climbs down the critic: its loss is −mean Q(s, μ(s)) (optimisers "
+                   "minimise; the actor must maximise Q).")
+
+
+def _ddpg_variant(mistake: str) -> Fn:
+    """The reference DDPG/TD3 update with one ``mistake`` (test double of a student's error)."""
+
+    def update(agent: Any, batch: ReplayBatch, config: Any) -> dict[str, torch.Tensor]:
+        done = batch.terminated | batch.truncated if mistake == "truncated" else batch.terminated
+        with torch.no_grad():
+            actor = agent.actor if mistake == "online_actor" else agent.actor_target
+            critics = agent.critics if mistake == "online_critics" else agent.critics_target
+            next_actions = actor(batch.next_observations)
+            if config.target_noise > 0 and mistake != "no_noise":
+                noise = torch.randn(next_actions.shape, generator=agent.generator)
+                noise = config.target_noise * noise.to(next_actions.device)
+                if mistake != "unclipped_noise":
+                    noise = noise.clamp(-config.target_noise_clip, config.target_noise_clip)
+                next_actions = (next_actions + noise).clamp(-1.0, 1.0)
+            next_q = torch.stack([critic(batch.next_observations, next_actions)
+                                  for critic in critics])
+            next_q = next_q.max(dim=0).values if mistake == "max" else next_q.min(dim=0).values
+            targets = batch.rewards + config.gamma * (1.0 - done.float()) * next_q
+        q_values = [critic(batch.observations, batch.actions) for critic in agent.critics]
+        critic_loss = sum(F.mse_loss(q, targets) for q in q_values)
+        agent.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        agent.critic_optimizer.step()
+        agent.updates += 1
+        metrics = {"critic_loss": critic_loss.detach()}
+        if agent.updates % config.policy_delay == 0 or mistake == "every_step":
+            agent.critics.requires_grad_(False)
+            sign = 1.0 if mistake == "actor_sign" else -1.0
+            actor_loss = sign * agent.critics[0](batch.observations,
+                                                 agent.actor(batch.observations)).mean()
+            agent.critics.requires_grad_(True)
+            agent.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            agent.actor_optimizer.step()
+            if mistake != "frozen_targets":
+                polyak_update(agent.actor_target, agent.actor, config.tau)
+                polyak_update(agent.critics_target, agent.critics, config.tau)
+            metrics["actor_loss"] = actor_loss.detach()
+        return metrics
+
+    return update
+
+
+_DDPG_MISTAKES = [("online_actor", WRONG_ACTOR_HINT), ("online_critics", WRONG_CRITIC_HINT),
+                  ("truncated", TRUNCATED_HINT), ("frozen_targets", FROZEN_TARGETS_HINT),
+                  ("actor_sign", ACTOR_SIGN_HINT)]
+_TD3_MISTAKES = _DDPG_MISTAKES + [
+    ("max", MAX_HINT),
+    ("no_noise", "The target action is not smoothed: add clip(ε, −c, c), ε ~ N(0, σ²), to "
+                 "μ'(s') (target policy smoothing; config.target_noise, config.target_noise_clip, "
+                 "drawn from agent.generator)."),
+    ("unclipped_noise", "The smoothing noise is not clipped: add clip(ε, −c, c) with "
+                        "c = config.target_noise_clip, then clip the action to [−1, 1]."),
+    ("every_step", "The actor (and the targets) moved at every call: TD3 delays them, one actor "
+                   "step and one Polyak update every config.policy_delay critic updates "
+                   "(agent.updates counts them)."),
+]
+
+
+def _ddpg_agent(config: Any) -> Callable[[], nn.Module]:
+    from course_utils.agents.ddpg import DDPGAgent
+    return lambda: DDPGAgent(_OBSERVATION_SPACE, _ACTION_SPACE, config)
+
+
+@references("course_utils.agents.ddpg.ddpg_update")
+def check_ddpg_update(fn: Fn) -> None:
+    """Check ``fn(agent, batch, config) -> metrics`` is DDPG's update: the critic's step on
+    ``y = r + γ (1 − terminated) Q'(s', μ'(s'))`` (target networks, no gradient), the actor's
+    step on ``−mean Q(s, μ(s))``, then the Polyak updates of both targets."""
+    from course_utils.agents.ddpg import DDPGConfig, ddpg_update
+    config = DDPGConfig(n_layers=1, size=16, gamma=0.9, tau=0.5, seed=3)
+    mistakes = [(_ddpg_variant(m), hint) for m, hint in _DDPG_MISTAKES]
+    n = _check_update(fn, "ddpg_update", ddpg_update, _ddpg_agent(config), config, mistakes,
+                      ("critic_loss", "actor_loss"))
+    passed("ddpg_update", n)
+
+
+@references("course_utils.agents.ddpg.td3_update")
+def check_td3_update(fn: Fn) -> None:
+    """Check ``fn(agent, batch, config) -> metrics`` is TD3's update: both critics' step on the
+    smoothed clipped double-Q target, and every ``policy_delay``-th call the actor's step and the
+    Polyak updates."""
+    from course_utils.agents.ddpg import td3_config, td3_update
+    # Large smoothing noise with a tight clip, so that clipping matters in 16 × 2 draws.
+    config = td3_config(n_layers=1, size=16, gamma=0.9, tau=0.5, target_noise=0.5,
+                        target_noise_clip=0.3, seed=4)
+    mistakes = [(_ddpg_variant(m), hint) for m, hint in _TD3_MISTAKES]
+    n = _check_update(fn, "td3_update", td3_update, _ddpg_agent(config), config, mistakes,
+                      ("critic_loss", "actor_loss"))
+    passed("td3_update", n)
+
+
+def _sac_variant(mistake: str) -> Fn:
+    """The reference SAC update with one ``mistake``."""
+    from course_utils.agents.sac import sample_action
+
+    def update(agent: Any, batch: ReplayBatch, config: Any) -> dict[str, torch.Tensor]:
+        alpha = agent.log_alpha.detach().exp()
+        done = batch.terminated | batch.truncated if mistake == "truncated" else batch.terminated
+        with torch.no_grad():
+            next_actions, next_log_probs = sample_action(agent.actor, batch.next_observations)
+            critics = agent.critics if mistake == "online_critics" else agent.critics_target
+            next_q = torch.stack([c(batch.next_observations, next_actions) for c in critics])
+            next_q = next_q.max(dim=0).values if mistake == "max" else next_q.min(dim=0).values
+            sign = -1.0 if mistake == "target_entropy_sign" else 1.0
+            targets = batch.rewards + config.gamma * (1.0 - done.float()) * (
+                next_q - sign * alpha * next_log_probs)
+        q1, q2 = (critic(batch.observations, batch.actions) for critic in agent.critics)
+        critic_loss = F.mse_loss(q1, targets) + F.mse_loss(q2, targets)
+        agent.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        agent.critic_optimizer.step()
+        agent.critics.requires_grad_(False)
+        actions, log_probs = sample_action(agent.actor, batch.observations)
+        q_new = torch.minimum(*(critic(batch.observations, actions) for critic in agent.critics))
+        sign = -1.0 if mistake == "actor_entropy_sign" else 1.0
+        actor_loss = (sign * alpha * log_probs - q_new).mean()
+        agent.critics.requires_grad_(True)
+        agent.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        agent.actor_optimizer.step()
+        gap = log_probs.detach() + agent.target_entropy
+        if mistake == "alpha_sign":
+            alpha_loss = (agent.log_alpha * gap).mean()
+        elif mistake == "alpha_not_log":
+            alpha_loss = -(agent.log_alpha.exp() * gap).mean()
+        else:
+            alpha_loss = -(agent.log_alpha * gap).mean()
+        agent.alpha_optimizer.zero_grad()
+        alpha_loss.backward()
+        agent.alpha_optimizer.step()
+        if mistake != "frozen_targets":
+            polyak_update(agent.critics_target, agent.critics, config.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+                "alpha_loss": alpha_loss.detach()}
+
+    return update
+
+
+_SAC_MISTAKES = [
+    ("online_critics", WRONG_CRITIC_HINT),
+    ("max", MAX_HINT),
+    ("truncated", TRUNCATED_HINT),
+    ("frozen_targets", "The target critics never move: polyak_update(agent.critics_target, "
+                       "agent.critics, config.tau) after the steps."),
+    ("target_entropy_sign", "The entropy term of the target has the wrong sign: the soft value "
+                            "of s' is min_j Q'_j(s', a') − α log π(a'|s') (−log π is the "
+                            "entropy, and it is a bonus)."),
+    ("actor_entropy_sign", "The entropy term of the actor's loss has the wrong sign: minimise "
+                           "mean(α log π(ã|s) − min_j Q_j(s, ã)), which rewards entropy."),
+    ("alpha_sign", "The temperature's loss has the wrong sign: −log α · mean(log π + H̄) raises α "
+                   "when the entropy is below the target."),
+    ("alpha_not_log", "The temperature's loss uses α = exp(log α): write it with log α itself, "
+                      "−log α · mean(log π(ã|s) + H̄), equation (14)."),
+]
+
+
+@references("course_utils.agents.sac.sac_update")
+def check_sac_update(fn: Fn) -> None:
+    """Check ``fn(agent, batch, config) -> metrics`` is SAC's update: the twin critics' step on the
+    soft target, the reparameterised actor step, the temperature step on log α, the Polyak
+    update of the target critics."""
+    from course_utils.agents.sac import SACAgent, SACConfig, sac_update
+    config = SACConfig(n_layers=1, size=16, gamma=0.9, tau=0.5, initial_alpha=0.5, seed=5)
+    mistakes = [(_sac_variant(m), hint) for m, hint in _SAC_MISTAKES]
+    n = _check_update(fn, "sac_update", sac_update,
+                      lambda: SACAgent(_OBSERVATION_SPACE, _ACTION_SPACE, config), config,
+                      mistakes, ("critic_loss", "actor_loss", "alpha_loss"))
+    passed("sac_update", n)
