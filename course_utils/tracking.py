@@ -589,10 +589,13 @@ class TrainingRun:
     def _log_updates(self) -> None:
         """Log the mean of each update metric since the last log, the step count and the speed."""
         means = {}
-        for name in self._updates[0] if self._updates else ():
+        # Every metric any update reported (TD3's actor_loss comes only every other update),
+        # each averaged over the updates that reported it.
+        names = dict.fromkeys(name for metrics in self._updates for name in metrics)
+        for name in names:
             # One conversion per metric per log, not one `.item()` (a GPU sync) per update.
             value = float(torch.stack([torch.as_tensor(m[name]).float().detach().cpu()
-                                       for m in self._updates]).mean())
+                                       for m in self._updates if name in m]).mean())
             if not math.isfinite(value):
                 raise FloatingPointError(f"the agent's {name!r} became {value} at step "
                                          f"{self.step:,}; lower the learning rate or check the "

@@ -599,3 +599,16 @@ def test_training_run_a_last_rollout_past_the_budget_shows_the_steps_taken(capsy
     run_loop(config, n_envs=8)  # 8, 16, 24: the last advance passes the budget
     out = capsys.readouterr().out
     assert "24/24" in out and "100%" in out
+
+
+def test_training_run_logs_a_metric_that_only_some_updates_report():
+    config = TrainConfig(total_steps=4, log_every=4, progress=False)
+    with TrainingRun(config, Scalar()) as run:
+        for step in range(4):
+            metrics = {"critic_loss": torch.tensor(1.0)}
+            if step % 2 == 1:  # a delayed actor, as TD3's
+                metrics["actor_loss"] = torch.tensor(float(step))
+            run.update(metrics)
+            run.advance()
+    assert run.tracker.history["actor_loss"] == [2.0]  # the mean of steps 1 and 3
+    assert run.tracker.history["critic_loss"] == [1.0]
