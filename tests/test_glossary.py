@@ -42,3 +42,30 @@ def test_check_mode_reports_a_stale_glossary(tmp_path, capsys):
     assert "out of date" in capsys.readouterr().out
     assert main(["--notebooks", str(ROOT / "notebooks"), "--output", str(stale)]) == 0
     assert main(["--notebooks", str(ROOT / "notebooks"), "--output", str(stale), "--check"]) == 0
+
+
+def _defined_terms(notebooks_dir: Path) -> dict[str, list[str]]:
+    """Each defined term (case-insensitive) -> the notebooks that define it."""
+    terms: dict[str, list[str]] = {}
+    for path in sorted(notebooks_dir.glob("*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "markdown":
+                for definition in extract_definitions("".join(cell["source"])):
+                    term = definition.split("**")[1].lower()
+                    terms.setdefault(term, []).append(path.name)
+    return terms
+
+
+def test_every_term_is_defined_once_in_the_course():
+    """A later notebook recalls a term in plain text; defining it again would give the glossary
+    two entries, possibly with two meanings."""
+    twice = {term: where for term, where in _defined_terms(ROOT / "notebooks").items()
+             if len(where) > 1}
+    assert not twice, f"terms defined more than once: {twice}"
+
+
+def test_a_term_defined_twice_is_found(tmp_path):
+    cell = {"cell_type": "markdown", "metadata": {}, "source": ["> **Return** The sum.\n"]}
+    for name in ("a.ipynb", "b.ipynb"):
+        (tmp_path / name).write_text(json.dumps({"cells": [cell]}), encoding="utf-8")
+    assert _defined_terms(tmp_path) == {"return": ["a.ipynb", "b.ipynb"]}
