@@ -26,7 +26,15 @@ import torch
 from torch import nn
 
 from course_utils.agents.a2c import A2CConfig, ActorCritic, Rollout
-from course_utils.checks.common import call, expect_tensor, fmt, Fn, passed, references
+from course_utils.checks.common import (
+    Fn,
+    call,
+    expect_tensor,
+    expect_tensors_unchanged,
+    fmt,
+    passed,
+    references,
+)
 from course_utils.returns import gae as _library_gae
 
 __all__ = [
@@ -41,15 +49,6 @@ DETACH_TARGET_HINT = ("Compute it from values.detach() (or under torch.no_grad()
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def _expect_unchanged(function: str, inputs: dict[str, torch.Tensor],
-                      copies: dict[str, torch.Tensor]) -> None:
-    """The student's ``function`` left each input tensor as it was (``copies`` are clones)."""
-    for argument, tensor in inputs.items():
-        if not torch.equal(tensor.detach(), copies[argument]):
-            raise AssertionError(f"{function} modified its input {argument} in place; compute a "
-                                 "new tensor (the rollout must stay as it was collected).")
 
 
 def _diagnose(result: torch.Tensor, expected: torch.Tensor,
@@ -191,7 +190,7 @@ def check_n_step_return(fn: Fn) -> None:
         shown = (f"{name}(rewards={rewards_list}, values={values_list}, "
                  f"last_value=torch.tensor(10.0), terminated={terminated}, gamma=0.5, n={n})")
         result = call(fn, name, *inputs.values(), terminated, 0.5, n)
-        _expect_unchanged(name, inputs, copies)
+        expect_tensors_unchanged(name, inputs, copies)
         _expect_match(result, torch.tensor(expected), shown,
                       _n_step_mistakes(*inputs.values(), terminated, 0.5, n), why)
         n_cases += 1
@@ -357,7 +356,7 @@ def check_gae(fn: Fn) -> None:
         shown = f"{name}(" + ", ".join(f"{k}={x}" for k, x in zip(names, lists)) \
             + f", gamma=0.5, lam={lam})"
         result = call(fn, name, *inputs.values(), 0.5, lam)
-        _expect_unchanged(name, inputs, copies)
+        expect_tensors_unchanged(name, inputs, copies)
         _expect_match(result, torch.tensor(expected), shown,
                       _gae_mistakes(*inputs.values(), 0.5, lam), why)
         n += 1

@@ -212,9 +212,9 @@ def expect_tensors_unchanged(function: str, inputs: dict[str, torch.Tensor],
     """The student's ``function`` left each tensor of ``inputs`` (argument name → tensor) as it
     was; ``copies`` holds clones taken before the call."""
     for argument, tensor in inputs.items():
-        if not torch.equal(tensor, copies[argument]):
+        if not torch.equal(tensor.detach(), copies[argument]):
             raise AssertionError(f"{function} modified its input {argument} in place; compute a "
-                                 "new tensor (the replayed batch must stay as it was sampled).")
+                                 "new tensor (the batch or rollout must stay as it was collected).")
 
 
 def passed(name: str, n_cases: int) -> None:

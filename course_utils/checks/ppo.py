@@ -22,8 +22,16 @@ import torch
 from torch import nn
 
 from course_utils.agents.ppo import ActorCritic, PPOConfig, Rollout, ppo_update
-from course_utils.checks.common import (call, expect_close, expect_scalar_loss, expect_tensor, Fn,
-                                        passed, references)
+from course_utils.checks.common import (
+    Fn,
+    call,
+    expect_close,
+    expect_scalar_loss,
+    expect_tensor,
+    expect_tensors_unchanged,
+    passed,
+    references,
+)
 
 __all__ = [
     "check_approx_kl",
@@ -53,15 +61,6 @@ _CELLS = [
 _OLD_LOG_PROBS = [-1.0, -0.5, -2.0, -1.5, -0.7, -1.2]
 RATIO_HINT = ("The ratio is r = π_θ(a|s) / π_old(a|s) = exp(log_probs − old_log_probs): "
               "exponentiate the DIFFERENCE of the log-probabilities.")
-
-
-def _expect_unchanged(function: str, inputs: dict[str, torch.Tensor],
-                      copies: dict[str, torch.Tensor]) -> None:
-    """The student's ``function`` left each input tensor as it was (``copies`` are clones)."""
-    for argument, tensor in inputs.items():
-        if not torch.equal(tensor.detach(), copies[argument]):
-            raise AssertionError(f"{function} modified its input {argument} in place; compute a "
-                                 "new tensor (the rollout must stay as it was collected).")
 
 
 def _expect_loss_value(loss: torch.Tensor, expected: float, shown: str,
@@ -227,7 +226,7 @@ def check_clipped_surrogate(fn: Fn) -> None:
              f"(r = {[cell[1] for cell in _CELLS]})")
     # −mean([1.2, 1.1, 3.6, −1.6, −0.9, −0.75]) = −2.65 / 6 = −0.441667
     loss = expect_scalar_loss(call(fn, name, *inputs.values(), _CLIP), shown)
-    _expect_unchanged(name, inputs, copies)
+    expect_tensors_unchanged(name, inputs, copies)
     mistakes = _surrogate_mistakes(torch.tensor(new), torch.tensor(old), torch.tensor(adv), _CLIP)
     if _unknown_mistake(loss.item(), -2.65 / 6, mistakes):
         for i in range(6):  # find the first cell of the case table that it gets wrong
@@ -351,7 +350,7 @@ def check_approx_kl(fn: Fn) -> None:
         copies = {k: v.clone() for k, v in inputs.items()}
         shown = f"{name}(log_probs={new_list}, old_log_probs={old_list})"
         result = call(fn, name, *inputs.values())
-        _expect_unchanged(name, inputs, copies)
+        expect_tensors_unchanged(name, inputs, copies)
         _expect_kl(result, expected, shown, _kl_mistakes(*inputs.values()), hint)
         n += 1
     generator = torch.Generator().manual_seed(71)
@@ -536,7 +535,7 @@ def check_ppo_update(fn: Fn) -> None:
         inputs = {field: getattr(rollout, field) for field in Rollout.__dataclass_fields__}
         copies = {field: tensor.clone() for field, tensor in inputs.items()}
         result, params, _ = _run_update(fn, model, rollout, config, name)
-        _expect_unchanged(name, inputs, copies)
+        expect_tensors_unchanged(name, inputs, copies)
         reference, expected, _ = _run_update(ppo_update, model, rollout, config)
         if not isinstance(result, dict) or not {"epochs", *_METRICS} <= set(result):
             got = sorted(result) if isinstance(result, dict) else type(result).__name__
