@@ -87,6 +87,17 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
+def orthogonal_init(mlp: nn.Sequential, last_gain: float) -> None:
+    """Initialise ``mlp``'s linear layers in place as CleanRL's PPO does: orthogonal weights with
+    gain √2, the last layer's with ``last_gain``, and zero biases. A small ``last_gain`` (0.01)
+    makes a policy's first outputs nearly uniform (or its mean nearly 0); 1.0 suits a critic."""
+    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
+    for i, layer in enumerate(linears):
+        nn.init.orthogonal_(layer.weight, last_gain if i == len(linears) - 1 else np.sqrt(2))
+        nn.init.zeros_(layer.bias)
+
+
+@torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Move ``target``'s parameters towards ``source``'s in place: ``θ' ← τ θ + (1 − τ) θ'``.
 

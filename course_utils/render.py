@@ -158,13 +158,11 @@ def _gif_bytes(frames: Sequence[np.ndarray], fps: int, max_width: int, title: st
 
 def _with_title(images: list[np.ndarray], title: str) -> list[np.ndarray]:
     """The images below a white strip that holds ``title`` in black."""
-    height, width = images[0].shape[:2]
+    width = images[0].shape[1]
     strip = PILImage.new("RGB", (width, 18), "white")
     ImageDraw.Draw(strip).text((4, 2), title, fill="black", font=ImageFont.load_default(size=12))
     strip_pixels = np.asarray(strip)
     return [np.concatenate([strip_pixels, image]) for image in images]
-
-
 
 
 def _line_containing(lines: list[str], text: str, start: int, name: str) -> int:
@@ -172,7 +170,6 @@ def _line_containing(lines: list[str], text: str, start: int, name: str) -> int:
         if text in lines[i]:
             return i
     raise ValueError(f"{name}={text!r} is in no line of the source (from line {start + 1})")
-
 
 
 def _frame(frame: Any) -> np.ndarray:

@@ -9,7 +9,7 @@ from torch import nn
 
 from course_utils.device import get_device
 from course_utils.nn import (ACTIVATIONS, MLPConfig, build_mlp, from_numpy, make_activation,
-                             make_adam, polyak_update, to_numpy)
+                             make_adam, orthogonal_init, polyak_update, to_numpy)
 
 
 def linears(net: nn.Sequential) -> list[nn.Linear]:
@@ -416,3 +416,15 @@ def test_make_adam_falls_back_where_fused_adam_is_missing(monkeypatch):
     optimizer = make_adam(net.parameters(), 0.1, device="cpu")
     assert calls == [(2, True), (2, None)]  # the second try still sees both parameters
     assert len(optimizer.param_groups[0]["params"]) == 2
+
+
+def test_orthogonal_init_gains_and_zero_biases():
+    torch.manual_seed(0)
+    mlp = build_mlp(MLPConfig(4, 3, n_layers=2, size=8, activation="tanh"), device="cpu")
+    orthogonal_init(mlp, last_gain=0.01)
+    linears = [layer for layer in mlp if isinstance(layer, torch.nn.Linear)]
+    assert len(linears) == 3 and all(torch.all(layer.bias == 0) for layer in linears)
+    hidden = linears[1].weight  # square: orthogonal up to its gain, W Wᵀ = 2 I
+    torch.testing.assert_close(hidden @ hidden.T, 2.0 * torch.eye(8), atol=1e-5, rtol=0)
+    last = linears[-1].weight  # 3 × 8: orthonormal rows scaled by 0.01
+    torch.testing.assert_close(last @ last.T, 1e-4 * torch.eye(3), atol=1e-8, rtol=0)

@@ -38,7 +38,7 @@ from torch.distributions import Categorical
 
 from course_utils.device import get_device, set_seed
 from course_utils.envs.vector import make_vector_env
-from course_utils.nn import MLPConfig, build_mlp, make_adam
+from course_utils.nn import MLPConfig, build_mlp, make_adam, orthogonal_init
 from course_utils.returns import gae
 from course_utils.tracking import Tracker, TrainConfig, TrainingRun
 from course_utils.trajectory import evaluate
@@ -87,11 +87,8 @@ class ActorCritic(nn.Module):
         self.actor = build_mlp(MLPConfig(self.observation_size, int(action_space.n), **hidden),
                                device=self.device)
         self.critic = build_mlp(MLPConfig(self.observation_size, 1, **hidden), device=self.device)
-        for mlp, output_gain in ((self.actor, 0.01), (self.critic, 1.0)):
-            linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
-            for i, layer in enumerate(linears):
-                nn.init.orthogonal_(layer.weight, output_gain if i == len(linears) - 1 else np.sqrt(2))
-                nn.init.zeros_(layer.bias)
+        orthogonal_init(self.actor, last_gain=0.01)
+        orthogonal_init(self.critic, last_gain=1.0)
 
     def distribution(self, observations: torch.Tensor) -> Categorical:
         """``π_θ(·|s)`` for observations ``(B, obs_size)``: a batch of ``B`` Categoricals."""

@@ -33,7 +33,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from course_utils.device import get_device, set_seed
 from course_utils.envs.vector import make_vector_env
-from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam
+from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, orthogonal_init
 from course_utils.returns import gae
 from course_utils.tracking import Tracker, TrainConfig, TrainingRun
 from course_utils.trajectory import evaluate
@@ -109,15 +109,6 @@ class RunningNorm(nn.Module):
         return torch.clamp((observations - self.mean) / torch.sqrt(self.var + 1e-8), -10.0, 10.0)
 
 
-def _orthogonal_init(mlp: nn.Sequential, last_gain: float) -> None:
-    """Orthogonal weights (gain √2, last layer ``last_gain``), zero biases: as CleanRL. The
-    actor's small last gain makes the first policy nearly uniform (or its mean nearly 0)."""
-    linears = [layer for layer in mlp if isinstance(layer, nn.Linear)]
-    for i, layer in enumerate(linears):
-        nn.init.orthogonal_(layer.weight, last_gain if i == len(linears) - 1 else np.sqrt(2))
-        nn.init.zeros_(layer.bias)
-
-
 class ActorCritic(nn.Module):
     """An actor ``π_θ(·|s)`` and a separate critic ``V_φ(s)``, MLPs of ``config``'s size.
 
@@ -144,8 +135,8 @@ class ActorCritic(nn.Module):
             self.log_std = nn.Parameter(torch.full((n_outputs,), config.initial_log_std,
                                                    device=self.device))
         self.critic = build_mlp(MLPConfig(self.observation_size, 1, **hidden), self.device)
-        _orthogonal_init(self.actor, last_gain=0.01)
-        _orthogonal_init(self.critic, last_gain=1.0)
+        orthogonal_init(self.actor, last_gain=0.01)
+        orthogonal_init(self.critic, last_gain=1.0)
         self.obs_norm = RunningNorm(self.observation_size, self.device) \
             if config.normalize_observations else None
 
