@@ -14,20 +14,14 @@ for the networks without a copy::
 bootstraps from ``s'``). ``next_observation`` must therefore be the true next state, also at
 truncation, not the first observation of the next episode.
 
-Hindsight Experience Replay (HER) stores an episode of a goal environment into a
-``ReplayBuffer`` of ``concat(observation, goal)`` observations, once with its own goal and ``k``
-times per transition with goals the episode achieved (``store_episode``); the replay strategy
-(``future_goal_indices``, ``final_goal_indices``, ``episode_goal_indices``) is a parameter::
-
-    store_episode(buffer, episode, future_goal_indices, k=4, rng=rng,
-                  compute_reward=env.unwrapped.compute_reward)
+``MixedReplay`` mixes a fixed share of demonstrations into every batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import gymnasium as gym
 import numpy as np
@@ -276,161 +270,6 @@ class ReplayBuffer:
     def load(self, path: Union[str, Path]) -> None:
         """Read a buffer written by ``save`` into this one."""
         self.load_state_dict(torch.load(path, weights_only=True))
-
-
-# ------------------------------------------------------------------ Hindsight Experience Replay
-#
-# HER (Andrychowicz et al. 2017) stores every transition of a goal-conditioned episode twice or
-# more: once with the goal the episode was given, and k times with goals the episode actually
-# achieved, its reward recomputed by the environment's ``compute_reward``. An episode that failed
-# its own goal is a success for the goals it reached; the sparse reward then carries a signal.
-# Which achieved goals are used is the replay strategy, a small function of the episode length.
-
-# (T, k, rng) -> (T, k) integer indices into an episode's T + 1 achieved goals: row t holds the
-# k goals that transition t is relabelled with.
-GoalSelection = Callable[[int, int, np.random.Generator], np.ndarray]
-
-
-def final_goal_indices(T: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The ``final`` strategy: every transition gets the goal achieved at the end, index ``T``."""
-    return np.full((T, k), T, dtype=np.int64)
-
-
-def future_goal_indices(T: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The ``future`` strategy, shape ``(T, k)``: entry ``[t, j]`` is uniform on ``{t+1, …, T}``,
-    a goal achieved by transition t itself (``t+1``) or by a later one of the same episode."""
-    t = np.arange(T)[:, None]
-    return rng.integers(t + 1, T + 1, size=(T, k))
-
-
-def episode_goal_indices(T: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """The ``episode`` strategy, shape ``(T, k)``: goals achieved anywhere in the episode, each
-    entry uniform on ``{1, …, T}`` (what the T transitions achieved), before or after t."""
-    return rng.integers(1, T + 1, size=(T, k))
-
-
-HER_STRATEGIES: dict[str, GoalSelection] = {"final": final_goal_indices,
-                                            "future": future_goal_indices,
-                                            "episode": episode_goal_indices}
-
-
-@dataclass(frozen=True)
-class GoalEpisode:
-    """One episode of ``T`` steps in a goal environment (gymnasium-robotics' Dict observations).
-
-    ``observations`` ``(T+1, obs_dim)`` and ``achieved_goals`` ``(T+1, goal_dim)`` include the
-    first and the last observation: ``achieved_goals[t + 1]`` is what transition t achieved.
-    ``desired_goal`` ``(goal_dim,)`` is the episode's goal; ``actions`` ``(T, *action_shape)``,
-    ``rewards``, ``terminated`` and ``truncated`` ``(T,)``; ``infos`` the T step infos.
-    """
-
-    observations: np.ndarray
-    achieved_goals: np.ndarray
-    desired_goal: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    infos: tuple[dict, ...]
-
-    @classmethod
-    def from_steps(cls, observations: list[dict[str, Any]], actions: list[Any],
-                   rewards: list[float], terminated: list[bool], truncated: list[bool],
-                   infos: list[dict]) -> "GoalEpisode":
-        """Build an episode from the T + 1 Dict observations and the T steps' results."""
-        return cls(observations=np.stack([o["observation"] for o in observations]),
-                   achieved_goals=np.stack([o["achieved_goal"] for o in observations]),
-                   desired_goal=np.asarray(observations[0]["desired_goal"]),
-                   actions=np.stack([np.asarray(a) for a in actions]),
-                   rewards=np.asarray(rewards, dtype=np.float32),
-                   terminated=np.asarray(terminated, dtype=bool),
-                   truncated=np.asarray(truncated, dtype=bool), infos=tuple(infos))
-
-    def __len__(self) -> int:
-        return len(self.rewards)
-
-
-def goal_observations(observations: np.ndarray, goals: np.ndarray) -> np.ndarray:
-    """What a goal-conditioned agent sees: ``concat(observation, goal)`` along the last axis,
-    float32; ``(..., obs_dim)`` and ``(..., goal_dim)`` give ``(..., obs_dim + goal_dim)``."""
-    return np.concatenate([np.asarray(observations, dtype=np.float32),
-                           np.asarray(goals, dtype=np.float32)], axis=-1)
-
-
-def goal_observation_space(space: gym.Space) -> gym.spaces.Box:
-    """The Box of ``goal_observations`` for a goal env's Dict ``observation_space``: the bounds
-    of ``observation`` followed by those of ``desired_goal``, float32."""
-    if not isinstance(space, gym.spaces.Dict) or not {"observation", "desired_goal"} <= set(space):
-        raise ValueError(f"space: expected a goal environment's Dict observation space with "
-                         f"'observation' and 'desired_goal', got {space!r}")
-    parts = [gym.spaces.flatten_space(space[key]) for key in ("observation", "desired_goal")]
-    return gym.spaces.Box(np.concatenate([p.low for p in parts]).astype(np.float32),
-                          np.concatenate([p.high for p in parts]).astype(np.float32),
-                          dtype=np.float32)
-
-
-def _checked_goal_indices(indices: Any, T: int, k: Optional[int] = None) -> np.ndarray:
-    """The goal selection's result, if it is ``(T, k)`` integers in ``0 … T`` (any ``k`` when
-    ``None``); else a ValueError."""
-    array = np.asarray(indices)
-    expected = (T, k if k is not None else (array.shape[-1] if array.ndim == 2 else "k"))
-    if array.shape != expected or array.dtype.kind not in "iu":
-        raise ValueError(f"goal_selection: expected {expected} integer indices into the "
-                         f"episode's {T + 1} achieved goals, got shape {array.shape} of "
-                         f"{array.dtype}")
-    if T and (array.min() < 0 or array.max() > T):
-        raise ValueError(f"goal_selection: indices must lie in 0 … {T} (the achieved goals of an "
-                         f"episode of {T} steps), got {array.min()} … {array.max()}")
-    return array
-
-
-def relabelled_transitions(episode: GoalEpisode, goal_indices: np.ndarray,
-                           compute_reward: Callable[[np.ndarray, np.ndarray, Any], Any],
-                           compute_terminated: Optional[Callable[..., Any]] = None
-                           ) -> tuple[np.ndarray, ...]:
-    """The ``T·k`` transitions of ``episode`` relabelled with the achieved goals at
-    ``goal_indices`` ``(T, k)``, as ``(observations, actions, rewards, next_observations,
-    terminated, truncated)`` arrays with leading dimension ``T·k`` (``ReplayBuffer.extend``'s).
-
-    Copy j of transition t has the goal ``g = achieved_goals[goal_indices[t, j]]``; its
-    observations are ``concat(o_t, g)`` and ``concat(o_{t+1}, g)``, its reward
-    ``compute_reward(achieved_goals[t+1], g, info_t)`` (one vectorised call), and it is terminal
-    where ``compute_terminated`` says so (never, without one: Fetch's tasks never end).
-    """
-    T = len(episode)
-    goal_indices = _checked_goal_indices(goal_indices, T)
-    rows = np.repeat(np.arange(T), goal_indices.shape[1])  # the transition of each copy, (T·k,)
-    goals = episode.achieved_goals[goal_indices.reshape(-1)]
-    achieved = episode.achieved_goals[rows + 1]
-    infos = np.array([episode.infos[t] for t in rows], dtype=object)
-    rewards = np.asarray(compute_reward(achieved, goals, infos), dtype=np.float32)
-    if rewards.shape != rows.shape:
-        raise ValueError(f"compute_reward: expected one reward per relabelled transition, shape "
-                         f"{rows.shape}, got {rewards.shape}; it must work on batches of goals")
-    terminated = (np.asarray(compute_terminated(achieved, goals, infos), dtype=bool)
-                  if compute_terminated is not None else np.zeros(len(rows), dtype=bool))
-    return (goal_observations(episode.observations[rows], goals), episode.actions[rows], rewards,
-            goal_observations(episode.observations[rows + 1], goals), terminated,
-            episode.truncated[rows])
-
-
-def store_episode(buffer: ReplayBuffer, episode: GoalEpisode,
-                  goal_selection: Optional[GoalSelection], k: int, rng: np.random.Generator,
-                  compute_reward: Callable[[np.ndarray, np.ndarray, Any], Any],
-                  compute_terminated: Optional[Callable[..., Any]] = None) -> int:
-    """Write ``episode`` into ``buffer`` with its own goal, then (HER) ``k`` relabelled copies of
-    each transition with the goals ``goal_selection(T, k, rng)`` picks; returns how many
-    transitions were stored, ``T·(1 + k)``. ``goal_selection=None`` or ``k=0``: no HER."""
-    T = len(episode)
-    goal = np.broadcast_to(episode.desired_goal, episode.achieved_goals.shape)
-    buffer.extend(goal_observations(episode.observations[:-1], goal[:-1]), episode.actions,
-                  episode.rewards, goal_observations(episode.observations[1:], goal[1:]),
-                  episode.terminated, episode.truncated)
-    if goal_selection is None or k == 0:
-        return T
-    indices = _checked_goal_indices(goal_selection(T, k, rng), T, k)
-    buffer.extend(*relabelled_transitions(episode, indices, compute_reward, compute_terminated))
-    return T * (1 + k)
 
 
 class MixedReplay:
