@@ -29,13 +29,8 @@ from course_utils.agents import a2c, ddpg, ppo, sac  # noqa: E402
 from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
                                     pusht_features, pusht_history_features, pusht_history_frame,
                                     pusht_pusher_frame, train_bc)
-from course_utils.agents import dqn  # noqa: E402
-from course_utils.agents.legacy_dqn import DQNAgent  # noqa: E402
-from course_utils.buffers import ReplayBuffer, future_goal_indices, goal_observation_space  # noqa: E402
+from course_utils.agents import dqn, her  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
-from course_utils.loops import train_goal_conditioned  # noqa: E402
-from course_utils.nn import MLPConfig  # noqa: E402
-from course_utils.schedules import linear_schedule  # noqa: E402
 
 
 def solve_dqn(env_id: str, seed: int, eval_every: int, budget: int, target: float,
@@ -101,20 +96,7 @@ def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False
                    action_frame=pusht_pusher_frame, device=device, seed=seed, **settings)
 
 
-def make_her(env: gym.Env, size: int, learning_rate: float, gamma: float, epsilon: float, tau: float,
-             device: torch.device, seed: int) -> DQNAgent:
-    """DQN for a goal environment with ``n`` discrete actions (BitFlip): ``concat(state, goal)``
-    in, one hidden layer of ``size``, a constant ε and a target network averaged every update."""
-    space = goal_observation_space(env.observation_space)
-    n_actions = int(env.action_space.n)
-    return DQNAgent(space, env.action_space, network=MLPConfig(space.shape[0], n_actions, 1, size, "relu"),
-                    learning_rate=learning_rate, gamma=gamma,
-                    epsilon=linear_schedule(epsilon, epsilon, 1), tau=tau, target_update_every=1,
-                    device=device, seed=seed)
-
-
-MAKERS: dict[str, Callable[..., Any]] = {"a2c": make_a2c, "ppo": make_ppo, "bc": make_bc,
-                                         "her": make_her}
+MAKERS: dict[str, Callable[..., Any]] = {"a2c": make_a2c, "ppo": make_ppo, "bc": make_bc}
 
 # The course's settings per algorithm and task, chosen for time-to-solve: the agent's
 # arguments, the replay capacity and the loop's arguments (off-policy); for A2C and PPO the
@@ -163,14 +145,16 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                                                     history=True),
                                          demos=200, mirror=True,
                                          loop=dict(batch_size=128, cosine_decay=True))},
-    # DQN with HER on bit flipping, the paper's settings: one hidden layer of 256, Adam 1e-3,
-    # batch 128, gamma 0.98, the future strategy with k = 4, 16 updates per episode; a constant
-    # epsilon of 0.2 and Polyak averaging of the target network (tau 0.05) after every update.
-    "her": {"course_utils/BitFlip-v0": dict(agent=dict(size=256, learning_rate=1e-3, gamma=0.98,
-                                                       epsilon=0.2, tau=0.05),
-                                            buffer=1_000_000,
-                                            loop=dict(her_k=4, gradient_steps=16, batch_size=128,
-                                                      learning_starts=0))},
+    # DQN with HER on bit flipping (agents/her.py), the paper's settings: one hidden layer of
+    # 256, Adam 1e-3, gamma 0.98, Double DQN's target, a constant epsilon of 0.2 and Polyak
+    # averaging of the target network (tau 0.05) after every update (DQNConfig's fields); the
+    # future strategy with k = 4, 16 updates of batch 128 per episode (HERConfig's fields).
+    "her": {"course_utils/BitFlip-v0": dict(
+        dqn=dict(n_layers=1, size=256, learning_rate=1e-3, gamma=0.98, tau=0.05,
+                 target_update_every=1),
+        epsilon=0.2,
+        config=dict(her_k=4, gradient_steps=16, batch_size=128, buffer_size=1_000_000,
+                    learning_starts=0))},
 }
 
 
@@ -239,14 +223,13 @@ def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: floa
     import course_utils.envs  # noqa: F401  (registers BitFlip)
 
     settings = SETTINGS["her"][env_id]
-    env, eval_env = gym.make(env_id, n_bits=n_bits), gym.make(env_id, n_bits=n_bits)
-    agent = make_her(env, device=device, seed=seed, **settings["agent"])
-    buffer = ReplayBuffer(settings["buffer"], goal_observation_space(env.observation_space).shape,
-                          device=device, seed=seed)
-    tracker = train_goal_conditioned(env, agent, buffer, budget * n_bits, seed=seed,
-                                     goal_selection=future_goal_indices, eval_env=eval_env,
-                                     eval_every=eval_every * n_bits, eval_episodes=eval_episodes,
-                                     solved_at=target, progress=False, **settings["loop"])
+    env = gym.make(env_id, n_bits=n_bits)
+    agent = her.dqn_goal_agent(env, dqn.DQNConfig(seed=seed, device=str(device), **settings["dqn"]),
+                               epsilon=settings["epsilon"])
+    config = her.HERConfig(total_steps=budget * n_bits, seed=seed, eval_every=eval_every * n_bits,
+                           eval_episodes=eval_episodes, solved_at=target, progress=False,
+                           **settings["config"])
+    tracker = her.train(env, agent, config)
     score = tracker.last("eval_success")
     return (score >= target, tracker.steps("eval_success")[-1], tracker.last("train_seconds"), score,
             {"n_bits": n_bits})

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from check_helpers import assert_fails, assert_passes, own_copy
-from course_utils.buffers import episode_goal_indices, final_goal_indices, future_goal_indices
+from course_utils.agents.her import goal_observations, store_episode
 from course_utils.envs.bitflip import BitFlipEnv
-from course_utils.checks.her import check_bitflip_reward, check_future_goal_indices
+from course_utils.checks.her import check_bitflip_reward, check_store_episode
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).
-future_goal_indices = own_copy(future_goal_indices)
+store_episode_copy = own_copy(store_episode)
 bitflip_compute_reward = own_copy(BitFlipEnv.compute_reward)
 
 # What every check must do (fail when unfinished, when returning nothing...) is tested for all
@@ -120,87 +120,85 @@ def test_check_bitflip_reward_fails_on_mutants(mutant, fragments):
     assert_fails(check_bitflip_reward, mutant, "bitflip_reward", *fragments)
 
 
-# --------------------------------------------------------------------- future goal selection
+# ------------------------------------------------------------------------ store_episode
 
 
-def future_loop(T, k, rng):
-    """Correct, one row at a time."""
-    return np.stack([rng.integers(t + 1, T + 1, size=k) for t in range(T)])
+def store_variant(mistake=None):
+    """``store_episode`` written with one usual mistake (``None``: correct, in another style: a
+    loop over the transitions, ``buffer.add`` for the copies)."""
+
+    def store(buffer, episode, k, rng, compute_reward, compute_terminated=None):
+        T = len(episode)
+        goal = np.broadcast_to(episode.desired_goal, (T, len(episode.desired_goal)))
+        if mistake != "no original":
+            buffer.extend(goal_observations(episode.observations[:-1], goal), episode.actions,
+                          episode.rewards, goal_observations(episode.observations[1:], goal),
+                          episode.terminated, episode.truncated)
+        if k == 0 or mistake == "no copies":
+            return T * (1 + k)
+        t = np.arange(T)[:, None]
+        low, high = {"present": (t, T + 1), "past": (0 * t, T + 1), "past end": (t + 1, T + 2),
+                     }.get(mistake, (t + 1, T + 1))
+        if mistake == "np.random":
+            indices = np.random.randint(low, high, size=(T, k))
+        elif mistake == "per row":
+            indices = np.stack([rng.integers(row + 1, T + 1, size=k) for row in range(T)])
+        else:
+            indices = rng.integers(low, high, size=(T, 1 if mistake == "one copy" else k))
+        for row in range(T):
+            for j in indices[row]:
+                g = episode.achieved_goals[j]
+                achieved = episode.achieved_goals[row if mistake == "achieved at t" else row + 1]
+                reward = (episode.rewards[row] if mistake == "reward copied"
+                          else compute_reward(achieved, g, episode.infos[row]))
+                terminated = (episode.terminated[row] if mistake == "terminated copied" or
+                              compute_terminated is None
+                              else compute_terminated(achieved, g, episode.infos[row]))
+                next_goal = episode.desired_goal if mistake == "next keeps goal" else g
+                obs_goal = episode.desired_goal if mistake == "obs keeps goal" else g
+                buffer.add(goal_observations(episode.observations[row], obs_goal),
+                           episode.actions[row], reward,
+                           goal_observations(episode.observations[row + 1], next_goal),
+                           terminated, episode.truncated[row])
+        return T * (1 + k)
+
+    return store
 
 
-def future_offsets(T, k, rng):
-    """Correct, in OpenAI baselines' style: t + 1 + ⌊u · (T − t)⌋ with u uniform on [0, 1)."""
-    t = np.arange(T)[:, None]
-    return t + 1 + (rng.random((T, k)) * (T - t)).astype(np.int64)
+def store_in_place(buffer, episode, k, rng, compute_reward, compute_terminated=None):
+    episode.rewards[:] = 0.0
+    return store_episode_copy(buffer, episode, k, rng, compute_reward, compute_terminated)
 
 
-def future_includes_t(T, k, rng):
-    t = np.arange(T)[:, None]
-    return rng.integers(t, T + 1, size=(T, k))
+def store_returns_nothing(buffer, episode, k, rng, compute_reward, compute_terminated=None):
+    store_episode_copy(buffer, episode, k, rng, compute_reward, compute_terminated)
 
 
-def future_exclusive_high(T, k, rng):
-    t = np.arange(T)[:, None]
-    return rng.integers(t + 1, np.maximum(T, t + 2), size=(T, k))
+def test_check_store_episode_passes_on_references(capsys):
+    # store_variant("per row") draws row by row, rng.integers(t + 1, T + 1, size=k): NumPy gives
+    # the same numbers as the one (T, k) draw, so it is right too.
+    for fn in (store_episode_copy, store_variant(), store_variant("per row")):
+        assert_passes(check_store_episode, fn, capsys, "store_episode")
 
 
-def future_skips_own_goal(T, k, rng):
-    t = np.arange(T)[:, None]
-    return rng.integers(np.minimum(t + 2, T), T + 1, size=(T, k))
-
-
-def future_global_numpy(T, k, rng):
-    t = np.arange(T)[:, None]
-    return np.random.randint(t + 1, T + 1, size=(T, k))
-
-
-def future_one_per_row(T, k, rng):
-    t = np.arange(T)
-    return np.repeat(rng.integers(t + 1, T + 1)[:, None], k, axis=1)
-
-
-def future_transposed(T, k, rng):
-    return future_goal_indices(T, k, rng).T
-
-
-def future_flat(T, k, rng):
-    return future_goal_indices(T, k, rng).reshape(-1)
-
-
-def future_floats(T, k, rng):
-    return future_goal_indices(T, k, rng).astype(float)
-
-
-def future_non_uniform(T, k, rng):
-    """Biased towards the near future: the minimum of two uniform draws."""
-    t = np.arange(T)[:, None]
-    return np.minimum(rng.integers(t + 1, T + 1, size=(T, k)),
-                      rng.integers(t + 1, T + 1, size=(T, k)))
-
-
-def future_past_the_end(T, k, rng):
-    t = np.arange(T)[:, None]
-    return rng.integers(t + 1, T + 2, size=(T, k))
-
-
-def test_check_future_goal_indices_passes_on_references(capsys):
-    for fn in (future_goal_indices, future_loop, future_offsets):
-        assert_passes(check_future_goal_indices, fn, capsys, "future_goal_indices")
-
-
-@pytest.mark.parametrize("mutant, fragments", [
-    (final_goal_indices, ["index T = 10 everywhere", "`final` strategy"]),
-    (episode_goal_indices, ["`episode` strategy allows them"]),
-    (future_includes_t, ["is the goal achieved BEFORE transition"]),
-    (future_exclusive_high, ["never picked index 6", "excludes high"]),
-    (future_skips_own_goal, ["never picked index 1 in row 0", "achieved itself"]),
-    (future_global_numpy, ["with the rng argument"]),
-    (future_one_per_row, ["same index in all k columns", "size=(T, k)"]),
-    (future_transposed, ["returned shape (4, 5); expected (5, 4)"]),
-    (future_flat, ["returned shape (20,); expected (5, 4)", "size=(T, k)"]),
-    (future_floats, ["expected integer indices"]),
-    (future_non_uniform, ["frequencies", "uniform"]),
-    (future_past_the_end, ["past the end"]),
+@pytest.mark.parametrize("mistake, fragments", [
+    ("present", ["a goal from its start state (the present)", "t+1, …, T"]),
+    ("past", ["a goal from the past", "rng.integers(t + 1, T + 1, size=(T, k))"]),
+    ("past end", ["IndexError", "T + 1 is one past the end"]),
+    ("reward copied", ["the episode's reward was copied"]),
+    ("achieved at t", ["computed from achieved_goals[t]"]),
+    ("terminated copied", ["terminated was copied from the episode"]),
+    ("next keeps goal", ["the next observation keeps the episode's goal"]),
+    ("obs keeps goal", ["the observation keeps the episode's goal"]),
+    ("no original", ["the transitions with the episode's own goal are missing"]),
+    ("no copies", ["the k relabelled copies are missing"]),
+    ("one copy", ["one relabelled copy per transition instead of k"]),
+    ("np.random", ["draw the indices once", "not np.random"]),
 ])
-def test_check_future_goal_indices_fails_on_mutants(mutant, fragments):
-    assert_fails(check_future_goal_indices, mutant, "future_goal_indices", *fragments)
+def test_check_store_episode_fails_on_mutants(mistake, fragments):
+    assert_fails(check_store_episode, store_variant(mistake), "store_episode", *fragments)
+
+
+def test_check_store_episode_fails_on_in_place_changes_and_a_missing_count():
+    assert_fails(check_store_episode, store_in_place, "modified its input episode.rewards")
+    assert_fails(check_store_episode, store_returns_nothing, "returned None", "T·(1 + k)")

@@ -30,7 +30,7 @@ from course_utils.checks.dynamic_programming import (
     check_policy_evaluation,
     check_value_iteration,
 )
-from course_utils.checks.her import check_bitflip_reward, check_future_goal_indices
+from course_utils.checks.her import check_bitflip_reward, check_store_episode
 from course_utils.checks.monte_carlo_td import (
     check_double_q_update,
     check_expected_sarsa_update,
@@ -70,7 +70,6 @@ __all__ = [
     "check_epsilon_greedy_actions",
     "check_expected_sarsa_update",
     "check_first_visit_mc_prediction",
-    "check_future_goal_indices",
     "check_gae",
     "check_gaussian_log_prob",
     "check_gradient_bandit_update",
@@ -85,6 +84,7 @@ __all__ = [
     "check_reward_to_go",
     "check_sac_update",
     "check_sarsa_update",
+    "check_store_episode",
     "check_softmax_score",
     "check_tanh_log_prob_correction",
     "check_td0_update",

@@ -1,21 +1,24 @@
 """Checks of notebook 09's Hindsight Experience Replay exercises: BitFlip's reward function and
-the ``future`` goal-selection strategy.
+``store_episode``, HER's relabelling with the ``future`` strategy.
 
-Conventions (those of ``course_utils.envs.bitflip`` and ``course_utils.buffers``): goals are
-arrays of bits, a batch of ``B`` of them ``(B, n)``. An episode of ``T`` transitions has ``T + 1``
+Conventions (those of ``course_utils.envs.bitflip`` and ``course_utils.agents.her``): goals are
+arrays, a batch of ``B`` of them ``(B, g)``. An episode of ``T`` transitions has ``T + 1``
 achieved goals ``achieved_goals[0 … T]``; transition t (from ``o_t`` to ``o_{t+1}``) achieved
-``achieved_goals[t + 1]``. A goal selection ``(T, k, rng) -> (T, k)`` returns, in row t, the
-indices of the k achieved goals transition t is relabelled with.
+``achieved_goals[t + 1]``. ``store_episode`` draws the goal indices once,
+``rng.integers(t + 1, T + 1, size=(T, k))``, so that its result can be compared exactly.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from course_utils.agents.her import GoalEpisode
 from course_utils.checks.common import (call, expect_array, expect_unchanged, fmt_array, Fn,
-                                                global_generators, passed, references)
+                                        passed, references)
 
-__all__ = ["check_bitflip_reward", "check_future_goal_indices"]
+__all__ = ["check_bitflip_reward", "check_store_episode"]
 
 
 # ---------------------------------------------------------------------------- BitFlip reward
@@ -114,110 +117,222 @@ def check_bitflip_reward(fn: Fn) -> None:
     passed(name, n)
 
 
-# --------------------------------------------------------------------- future goal selection
+# ------------------------------------------------------------------------ store_episode
 
-_FUTURE_HINT = ("Row t holds k indices drawn uniformly from {t+1, …, T}: "
-                "rng.integers(t + 1, T + 1, size=…) (the high end is exclusive).")
+# A fixed episode of T = 5 steps: observations (x, y, speed) of 3 numbers, goals (x, y) of 2, all
+# achieved goals distinct (so a stored goal tells which achieved goal it is), the desired goal
+# never reached, the time limit cutting the last step (truncated). The reward is minus the
+# distance to the goal (dense, so that a reward computed from the wrong achieved goal shows),
+# and coming within 0.5 of the goal ends the task.
+_POSITIONS = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [2.0, 1.0], [2.0, 2.0], [3.0, 2.0]]
+_SPEEDS = [0.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
 
-def _call_selection(fn: Fn, name: str, T: int, k: int, seed: int) -> np.ndarray:
-    shown = f"{name}(T={T}, k={k}, rng=np.random.default_rng({seed}))"
-    result = call(fn, name, T, k, np.random.default_rng(seed))
-    if isinstance(result, np.ndarray) and result.shape != (T, k):
-        hint = (" Draw k indices for each of the T transitions, size=(T, k)."
-                if result.shape in ((T,), (k, T), (T * k,), (k,)) else "")
-        raise AssertionError(f"{shown} returned shape {result.shape}; expected ({T}, {k})."
+def _reach_reward(achieved_goal: Any, desired_goal: Any, info: Any) -> np.ndarray:
+    distance = np.linalg.norm(np.asarray(achieved_goal, float) - np.asarray(desired_goal, float),
+                              axis=-1)
+    return (-distance).astype(np.float32)
+
+
+def _reach_terminated(achieved_goal: Any, desired_goal: Any, info: Any) -> np.ndarray:
+    distance = np.linalg.norm(np.asarray(achieved_goal, float) - np.asarray(desired_goal, float),
+                              axis=-1)
+    return distance < 0.5
+
+
+def _episode(T: int) -> GoalEpisode:
+    positions = np.array(_POSITIONS[: T + 1])
+    observations = np.concatenate([positions, np.array(_SPEEDS[: T + 1])[:, None]], axis=1)
+    infos = np.empty(T, dtype=object)
+    infos[:] = [{"step": t} for t in range(T)]
+    return GoalEpisode(observations=observations, achieved_goals=positions.copy(),
+                       desired_goal=np.array([9.0, 9.0]),
+                       actions=np.arange(2 * T, dtype=float).reshape(T, 2) / 10,
+                       rewards=_reach_reward(positions[1:], [9.0, 9.0], None), terminated=np.zeros(T, dtype=bool),
+                       truncated=np.arange(T) == T - 1, infos=infos)
+
+
+class _RecordingBuffer:
+    """A stand-in for the replay buffer that keeps what ``extend`` (or ``add``) was given."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[np.ndarray, ...]] = []
+
+    def extend(self, *fields: Any) -> None:
+        if len(fields) != 6:
+            raise AssertionError(f"store_episode called buffer.extend with {len(fields)} arguments; "
+                                 "expected 6: (observations, actions, rewards, next_observations, "
+                                 "terminated, truncated), each with one row per transition.")
+        arrays = [np.asarray(f.detach().cpu() if hasattr(f, "detach") else f) for f in fields]
+        counts = {len(a) if a.ndim else 0 for a in arrays}
+        if len(counts) != 1:
+            raise AssertionError("store_episode called buffer.extend with fields of different "
+                                 f"lengths {[a.shape for a in arrays]}: every field needs one row "
+                                 "per transition.")
+        self.rows.extend(zip(*arrays))
+
+    def add(self, *fields: Any) -> None:
+        self.extend(*(np.asarray(f)[None] for f in fields))
+
+
+def _stored(fn: Fn, name: str, T: int, k: int, seed: int) -> tuple[list, GoalEpisode, str]:
+    """Run ``fn`` on the fixed episode of ``T`` steps; the recorded transitions, the episode and
+    how the call is shown."""
+    episode = _episode(T)
+    before = {key: getattr(episode, key).copy() for key in
+              ("observations", "achieved_goals", "actions", "rewards", "terminated", "truncated")}
+    buffer = _RecordingBuffer()
+    shown = f"{name}(buffer, episode of T={T} steps, k={k}, rng=np.random.default_rng({seed}), …)"
+    try:
+        returned = call(fn, name, buffer, episode, k, np.random.default_rng(seed), _reach_reward,
+                        _reach_terminated)
+    except IndexError as error:
+        raise AssertionError(
+            f"{shown} raised IndexError ({error}). An episode of T steps has T + 1 achieved "
+            "goals, indices 0 … T: a goal index of T + 1 is one past the end (rng.integers "
+            "excludes its high end: high = T + 1 gives indices up to T).") from None
+    for key, value in before.items():
+        expect_unchanged(name, f"episode.{key}", value, getattr(episode, key))
+    if returned is None or int(returned) != T * (1 + k):
+        raise AssertionError(f"{shown} returned {returned!r}; expected the number of transitions "
+                             f"stored, T·(1 + k) = {T * (1 + k)}.")
+    return buffer.rows, episode, shown
+
+
+def _transition_index(row: tuple, episode: GoalEpisode, shown: str) -> int:
+    """Which transition t a stored row is, from its observation and action; checks o_{t+1}."""
+    observation, action, _, next_observation = (np.asarray(row[i], float) for i in range(4))
+    obs_dim = episode.observations.shape[1]
+    if observation.shape != (obs_dim + 2,) or next_observation.shape != (obs_dim + 2,):
+        raise AssertionError(f"{shown} stored an observation of shape {observation.shape}; "
+                             f"expected ({obs_dim + 2},), concat(observation, goal) "
+                             "(goal_observations(observations, goals)).")
+    matches = [t for t in range(len(episode))
+               if np.allclose(observation[:obs_dim], episode.observations[t])
+               and np.allclose(action, episode.actions[t])]
+    if not matches:
+        raise AssertionError(f"{shown} stored an observation {fmt_array(observation)} with "
+                             f"action {fmt_array(action)} that is no o_t, a_t of the episode: "
+                             "transition t stores concat(o_t, goal) and a_t.")
+    t = matches[0]
+    if not np.allclose(next_observation[:obs_dim], episode.observations[t + 1]):
+        raise AssertionError(f"{shown} stored transition {t} with next observation "
+                             f"{fmt_array(next_observation[:obs_dim])}; expected o_(t+1) = "
+                             f"{fmt_array(episode.observations[t + 1])}.")
+    return t
+
+
+def _check_relabelled(row: tuple, t: int, episode: GoalEpisode, shown: str) -> int:
+    """The goal index j of a relabelled copy of transition t, after checking its fields."""
+    obs_dim, T = episode.observations.shape[1], len(episode)
+    goal = np.asarray(row[0], float)[obs_dim:]
+    next_goal = np.asarray(row[3], float)[obs_dim:]
+    if not np.allclose(goal, next_goal):
+        which = ("the next observation keeps the episode's goal" if
+                 np.allclose(next_goal, episode.desired_goal) else
+                 "the observation keeps the episode's goal" if
+                 np.allclose(goal, episode.desired_goal) else "they differ")
+        raise AssertionError(f"{shown}: a relabelled copy of transition {t} has goal "
+                             f"{fmt_array(goal)} in its observation but {fmt_array(next_goal)} in "
+                             f"its next observation ({which}). Both must carry the new goal.")
+    found = [j for j in range(T + 1) if np.allclose(goal, episode.achieved_goals[j])]
+    if not found:
+        raise AssertionError(f"{shown}: a relabelled copy of transition {t} has goal "
+                             f"{fmt_array(goal)}, which the episode never achieved; the new goals "
+                             "are achieved_goals[j].")
+    j = found[0]
+    achieved = episode.achieved_goals[t + 1]
+    reward, expected = float(np.asarray(row[2])), float(_reach_reward(achieved, goal, None))
+    if not np.isclose(reward, expected, atol=1e-5):
+        if np.isclose(reward, episode.rewards[t], atol=1e-5):
+            hint = ("the episode's reward was copied: recompute it for the new goal, "
+                    "compute_reward(achieved_goals[t + 1], new goal, info).")
+        elif np.isclose(reward, _reach_reward(episode.achieved_goals[t], goal, None), atol=1e-5):
+            hint = ("it was computed from achieved_goals[t], the state before the step; "
+                    "transition t achieved achieved_goals[t + 1].")
+        else:
+            hint = "it must be compute_reward(achieved_goals[t + 1], new goal, info)."
+        raise AssertionError(f"{shown}: the copy of transition {t} relabelled with "
+                             f"achieved_goals[{j}] has reward {reward:.4g}; expected {expected:.4g}: "
                              + hint)
-    return expect_array(result, (T, k), shown, integer=True)
+    terminated = bool(np.asarray(row[4]))
+    if terminated != bool(_reach_terminated(achieved, goal, None)):
+        hint = ("terminated was copied from the episode: recompute it for the new goal with "
+                "compute_terminated (reaching the new goal ends its task)."
+                if terminated == bool(episode.terminated[t]) else
+                "it must be compute_terminated(achieved_goals[t + 1], new goal, info).")
+        raise AssertionError(f"{shown}: the copy of transition {t} relabelled with "
+                             f"achieved_goals[{j}] has terminated={terminated}; " + hint)
+    if bool(np.asarray(row[5])) != bool(episode.truncated[t]):
+        raise AssertionError(f"{shown}: a copy of transition {t} has truncated="
+                             f"{bool(np.asarray(row[5]))}; a copy keeps the transition's own "
+                             "truncated flag (the time limit does not depend on the goal).")
+    return j
 
 
-def _indices_hint(indices: np.ndarray, T: int) -> str:
-    """What wrong indices ``(T, k)`` say about the student's rule."""
-    t = np.arange(T)[:, None]
-    if (indices == T).all() and T > 1:
-        return ("Every index is T: that is the `final` strategy. `future` picks, for transition "
-                "t, any goal achieved from t+1 to T.")
-    if (indices < t).any():
-        return ("Indices below t are goals achieved before transition t (the `episode` "
-                "strategy allows them); `future` picks only t+1 … T.")
-    if (indices == t).any():
-        return ("Index t is the goal achieved BEFORE transition t (its start state); transition "
-                "t achieves achieved_goals[t + 1], so the smallest allowed index is t + 1.")
-    if (indices > T).any():
-        return (f"Index {indices.max()} is past the end: an episode of T = {T} steps has "
-                f"achieved goals 0 … T.")
-    return _FUTURE_HINT
-
-
-def _expect_in_future(indices: np.ndarray, name: str, T: int, k: int) -> None:
-    """Every entry of row t lies in {t+1, …, T}, or an error showing the first bad row."""
-    t = np.arange(T)[:, None]
-    bad = ((indices < t + 1) | (indices > T)).any(axis=1)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        shown = (f"row {row} = {indices[row].tolist()}" if k <= 12 else
-                 f"row {row} has {indices[row][(indices[row] < row + 1) | (indices[row] > T)][0]}")
-        raise AssertionError(f"{name}(T={T}, k={k}, rng) gave {shown}; every entry of row {row} "
-                             f"must lie in {{{row + 1}, …, {T}}}. {_indices_hint(indices, T)}")
-
-
-@references("course_utils.buffers.future_goal_indices")
-def check_future_goal_indices(fn: Fn) -> None:
-    """Check ``fn(T, k, rng) -> (T, k)`` integers is the ``future`` strategy: row t holds k
-    indices drawn uniformly (with ``rng``) from ``{t+1, …, T}``, the goals achieved by transition
-    t or a later one of the same episode."""
-    name = "future_goal_indices"
-    n = 0
-    for T, k in ((5, 4), (1, 3), (8, 1)):
-        _expect_in_future(_call_selection(fn, name, T, k, seed=T), name, T, k)
-        n += 1
-
-    with global_generators(0):
-        first = _call_selection(fn, name, 6, 5, seed=42)
-        again = _call_selection(fn, name, 6, 5, seed=42)
-    if not np.array_equal(first, again):
+def _check_stored(fn: Fn, name: str, T: int, k: int, seed: int) -> None:
+    rows, episode, shown = _stored(fn, name, T, k, seed)
+    obs_dim = episode.observations.shape[1]
+    if len(rows) != T * (1 + k):
+        hint = ("only the episode with its own goal: the k relabelled copies are missing"
+                if len(rows) == T else
+                "the transitions with the episode's own goal are missing (store them too)"
+                if len(rows) == T * k else
+                "one relabelled copy per transition instead of k (size=(T, k))"
+                if len(rows) == 2 * T else "")
+        raise AssertionError(f"{shown} stored {len(rows)} transitions; expected T·(1 + k) = "
+                             f"{T * (1 + k)}, the T transitions with the episode's goal and k "
+                             "copies of each with achieved goals" + (f": {hint}." if hint else "."))
+    own = [0] * T
+    indices: list[list[int]] = [[] for _ in range(T)]
+    for row in rows:
+        t = _transition_index(row, episode, shown)
+        goal = np.asarray(row[0], float)[obs_dim:]
+        next_goal = np.asarray(row[3], float)[obs_dim:]
+        if np.allclose(goal, episode.desired_goal) and np.allclose(next_goal, goal):
+            if (not np.isclose(float(np.asarray(row[2])), episode.rewards[t], atol=1e-5)
+                    or bool(np.asarray(row[4])) != bool(episode.terminated[t])
+                    or bool(np.asarray(row[5])) != bool(episode.truncated[t])):
+                raise AssertionError(f"{shown}: transition {t} with the episode's own goal must "
+                                     "keep its reward, terminated and truncated as played.")
+            own[t] += 1
+        else:
+            indices[t].append(_check_relabelled(row, t, episode, shown))
+    if own != [1] * T:
+        raise AssertionError(f"{shown} stored the transitions with the episode's own goal "
+                             f"{own} times (per t); expected once each.")
+    past = [(t, j) for t in range(T) for j in indices[t] if j <= t]
+    if past:
+        t, j = min(past, key=lambda pair: pair[1] - pair[0])  # the furthest in the past
         raise AssertionError(
-            f"{name}(T=6, k=5, rng=np.random.default_rng(42)) gave different indices on two calls "
-            "with equally seeded generators: draw them with the rng argument (rng.integers), not "
-            "with np.random or random, so that runs are reproducible.")
-    n += 1
-
-    columns = _call_selection(fn, name, 10, 6, seed=3)
-    _expect_in_future(columns, name, 10, 6)
-    if (columns == 10).all():
-        raise AssertionError(f"{name}(T=10, k=6, rng) gave index T = 10 everywhere. "
-                             + _indices_hint(columns, 10))
-    if all((columns[:, j] == columns[:, 0]).all() for j in range(6)):
-        raise AssertionError(
-            f"{name}(T=10, k=6, rng) gave the same index in all k columns of every row: the k "
-            "goals of a transition must be drawn independently, size=(T, k), not one per row "
-            "repeated.")
-    n += 1
-
-    T, k = 6, 3000
-    indices = _call_selection(fn, name, T, k, seed=7)
-    _expect_in_future(indices, name, T, k)
+            f"{shown}: transition {t} was relabelled with achieved_goals[{j}], a goal from "
+            f"{'its start state (the present)' if j == t else 'the past'}. The future strategy "
+            f"picks j in {{t+1, …, T}}: transition t achieves achieved_goals[t + 1]. Draw "
+            "rng.integers(t + 1, T + 1, size=(T, k)) with t = np.arange(T)[:, None].")
+    expected = np.random.default_rng(seed).integers(np.arange(T)[:, None] + 1, T + 1, size=(T, k))
     for t in range(T):
-        row = indices[t]
-        allowed = T - t
-        counts = np.bincount(row - (t + 1), minlength=allowed)
-        if (counts == 0).any():
-            missing = int(np.flatnonzero(counts == 0)[0]) + t + 1
-            hint = _FUTURE_HINT
-            if missing == T:
-                hint = ("The last achieved goal, index T, is never picked: rng.integers(low, "
-                        "high) excludes high, so use high = T + 1.")
-            elif missing == t + 1:
-                hint = (f"The goal transition {t} achieved itself (index t + 1 = {t + 1}) is "
-                        "never picked; it belongs to the future too (it is the relabelling that "
-                        "gives this very transition the reward of success).")
-            raise AssertionError(f"{name}(T={T}, k={k}, rng) never picked index {missing} in row "
-                                 f"{t} in {k} draws. {hint}")
-        frequencies = counts / k
-        if np.abs(frequencies - 1 / allowed).max() > 0.05:
+        if len(indices[t]) != k:
+            raise AssertionError(f"{shown} stored {len(indices[t])} relabelled copies of "
+                                 f"transition {t}; expected k = {k}.")
+        if sorted(indices[t]) != sorted(expected[t].tolist()):
             raise AssertionError(
-                f"{name}(T={T}, k={k}, rng) row {t}: the indices {t + 1} … {T} came with "
-                f"frequencies {np.round(frequencies, 3).tolist()}; expected each about "
-                f"{1 / allowed:.3f} (uniform). {_FUTURE_HINT}")
-    n += 1
+                f"{shown}: transition {t} was relabelled with achieved goals "
+                f"{sorted(indices[t])}; with this rng the convention gives {sorted(expected[t])}. "
+                "Every goal is a valid future one, but draw the indices once, as "
+                "rng.integers(t + 1, T + 1, size=(T, k)) with t = np.arange(T)[:, None], with "
+                "the rng argument (not np.random), so that runs are reproducible and checkable.")
+
+
+@references("course_utils.agents.her.store_episode")
+def check_store_episode(fn: Fn) -> None:
+    """Check ``fn(buffer, episode, k, rng, compute_reward, compute_terminated) -> int``: HER's
+    relabelling with the ``future`` strategy, on a fixed episode with a recording buffer: the T
+    transitions with the episode's goal, and k copies of each transition t with goals
+    ``achieved_goals[j]``, ``j`` drawn as ``rng.integers(t + 1, T + 1, size=(T, k))``, their
+    rewards and ``terminated`` recomputed for the new goal."""
+    name = "store_episode"
+    n = 0
+    for T, k, seed in ((5, 3, 0), (5, 4, 1), (1, 2, 2), (5, 0, 3)):
+        _check_stored(fn, name, T, k, seed)
+        n += 1
     passed(name, n)
