@@ -262,12 +262,13 @@ def check_goal_env(env: gym.Env) -> None:
 
 
 def train(env: gym.Env, agent: GoalAgent, config: HERConfig, store: StoreFn = store_episode,
-          tracker: Optional[Tracker] = None) -> Tracker:
+          tracker: Optional[Tracker] = None, eval_env: Optional[gym.Env] = None) -> Tracker:
     """Train ``agent`` on the goal environment ``env`` with HER, episode by episode.
 
     ``store`` writes each episode into the replay memory (``store_episode``, or the notebook's).
     Evaluation: ``eval_success`` (``solved_at`` and ``keep_best`` use it) and ``eval_return`` of
-    ``config.eval_episodes`` greedy episodes on a copy of ``env``, seeds ``seed + 1_000_000 + i``.
+    ``config.eval_episodes`` greedy episodes on ``eval_env`` (default: a new ``env.spec``),
+    seeds ``seed + 1_000_000 + i``.
     Logged per episode: ``return``, ``episode_length``, ``success``. Whole episodes only: the
     last one may end past ``total_steps``. Pass the agent and the tracker again to continue.
     """
@@ -284,7 +285,10 @@ def train(env: gym.Env, agent: GoalAgent, config: HERConfig, store: StoreFn = st
             device=next(agent.module.parameters()).device, seed=config.seed)
     goal_env = env.unwrapped
     compute_terminated = getattr(goal_env, "compute_terminated", None)
-    eval_env = gym.make(env.spec) if config.eval_every else None
+    if config.eval_every and eval_env is None:
+        eval_env = gym.make(env.spec)
+    if eval_env is not None:
+        check_goal_env(eval_env)
 
     def greedy(goal_observation: np.ndarray) -> tuple[Any, Any]:
         action = agent.greedy(goal_observation)
