@@ -169,7 +169,8 @@ class GoalAgent:
 def dqn_goal_agent(env: gym.Env, config: dqn.DQNConfig, update: dqn.UpdateFn = dqn.dqn_update,
                    epsilon: float = 0.2) -> GoalAgent:
     """DQN (``agents/dqn.py``'s ``QNetworks`` and ``update``, with ``config``'s network and
-    target settings) on ``concat(observation, goal)``, exploring ε-greedily with a constant ε."""
+    target settings; ``HERConfig`` sets the replay memory, the batch and the number of updates)
+    on ``concat(observation, goal)``, exploring ε-greedily with a constant ε."""
     if not isinstance(env.action_space, gym.spaces.Discrete):
         raise ValueError(f"env.action_space: DQN needs a Discrete action space, got "
                          f"{env.action_space}; use ddpg_goal_agent for a Box")
