@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60_000)
     parser.add_argument("--gradient-steps", type=int, default=64)
     parser.add_argument("--eval-episodes", type=int, default=20)
+    parser.add_argument("--bc-own-goals", action="store_true",
+                        help="pre-train the actor on the demonstrations with their own goals only "
+                             "(default: with the HER-relabelled copies too)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -194,11 +197,16 @@ def main() -> None:
     config = ddpg.DDPGConfig(seed=args.seed, n_layers=3, size=256, actor_learning_rate=1e-4,
                              critic_learning_rate=1e-3, gamma=0.98, tau=0.005, exploration_noise=0.1)
     agent = make_agent(env, args.features, config)
-    bc_loss = pretrain_actor(agent, demo_buffer, args.pretrain)
+    own_goals = ReplayBuffer(len(demo_buffer), obs_shape, (2,), action_dtype=torch.float32,
+                             device="cpu", seed=args.seed)
+    for e in demos:
+        her.store_episode(own_goals, e, 0, rng, compute_reward, compute_terminated)
+    bc_loss = pretrain_actor(agent, own_goals if args.bc_own_goals else demo_buffer, args.pretrain)
     eval_seeds = range(50_000, 50_000 + args.eval_episodes)
     pre_episodes, pretrained = rollouts(gym.make(GOAL_ID), agent, eval_seeds)
     result: dict[str, Any] = {
         "features": args.features, "seed": args.seed, "demos": args.demos,
+        "pretrain_steps": args.pretrain, "bc_own_goals": args.bc_own_goals,
         "demo_success": float(np.mean([her.success_of(e) for e in demos])),
         "demo_steps": int(sum(map(len, demos))), "demo_seconds": round(demo_seconds, 1),
         "bc_loss": round(bc_loss, 4), "pretrained": pretrained,
@@ -206,6 +214,8 @@ def main() -> None:
         "unmoved_pretrained": unmoved_fraction(pre_episodes, 4, np.random.default_rng(1)),
         "critic_on_demos_before": critic_error(agent, demos, config.gamma)}
     print(json.dumps(result), flush=True)
+    if args.steps == 0:
+        return
 
     goal_agent = her.ddpg_goal_agent(env, config, ddpg.ddpg_update, agent)
     goal_agent.buffer = MixedReplay(ReplayBuffer(1_000_000, obs_shape, (2,), action_dtype=torch.float32,
