@@ -21,7 +21,7 @@ the expert never visited, where it was never trained. DAgger labels the learner'
 
 Usage (notebook 09)::
 
-    config = BCConfig(epochs=100, batch_size=1024, learning_rate=3e-3)
+    config = BCConfig(epochs=120, batch_size=128, learning_rate=1.5e-3)
     policy = BCPolicy(env.observation_space, env.action_space, config, features=pusht_features,
                       action_frame=pusht_pusher_frame)
     policy, tracker = train(policy, demos.observations, demos.actions, config, update=bc_update)
@@ -57,9 +57,9 @@ class BCConfig(TrainConfig):
     """BC's hyperparameters. The run's length counts epochs (passes over the data), and so do
     ``eval_every`` and ``log_every``; ``total_steps`` is set from ``epochs``."""
 
-    epochs: int = 100
-    batch_size: int = 1024
-    learning_rate: float = 3e-3  # Adam's peak step size
+    epochs: int = 120
+    batch_size: int = 128
+    learning_rate: float = 1.5e-3  # Adam's peak step size
     cosine_decay: bool = True  # anneal the step size to 0 by the last update
     n_layers: int = 3  # hidden layers (ReLU)
     size: int = 256
@@ -230,8 +230,9 @@ def train(policy: BCPolicy, observations: Any, actions: Any, config: Optional[BC
     value}`` runs every ``config.eval_every`` epochs, the clock paused; its ``config.score_key``
     entry drives ``keep_best`` and ``solved_at``. Logged every ``log_every`` epochs: ``loss`` (the
     mean minibatch loss) and ``TrainingRun``'s ``env_steps`` (here the epoch count),
-    ``train_seconds`` and ``steps_per_second`` (epochs per second). An interrupt (Ctrl-C) keeps the policy and the history;
-    passing them again continues the run (with a new optimiser, the schedule where it was).
+    ``train_seconds`` and ``steps_per_second`` (epochs per second). An interrupt (Ctrl-C) keeps
+    the policy and the history; passing them again continues the run (with a new optimiser, the
+    schedule where it was).
     Returns ``(policy, tracker)``.
     """
     config = config if config is not None else BCConfig()
