@@ -256,9 +256,16 @@ def test_dagger_labels_the_learners_states_with_the_expert():
     config = small(epochs=1, batch_size=256, size=16)
     policy = BCPolicy(env.observation_space, env.action_space, config, pusht_features, pusht_pusher_frame)
     end = demos.episode_ends[1]
+    calls = []
+
+    def student_update(*args):
+        calls.append(1)
+        return bc_update(*args)
+
     obs, actions, tracker = dagger(policy, PushTExpert(), demos.observations[:end], demos.actions[:end],
-                                   config, iterations=1, episodes=1,
+                                   config, iterations=1, episodes=1, update=student_update,
                                    evaluate=lambda p: {"coverage": 0.5})
+    assert len(calls) == -(-(end + 300) // 256)  # one epoch on the aggregate, with the given update
     # An untrained learner never succeeds: a whole 300-step episode of new states was added.
     assert len(obs) == end + 300 and tracker.last("states") == end + 300
     assert tracker.steps("coverage") == [1] and tracker.last("loss") > 0

@@ -272,7 +272,7 @@ def train(policy: BCPolicy, observations: Any, actions: Any, config: Optional[BC
 
 
 def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, config: BCConfig,
-           iterations: int, episodes: int = 20, beta: float = 0.0,
+           iterations: int, episodes: int = 20, beta: float = 0.0, update: Update = bc_update,
            evaluate: Optional[Callable[[BCPolicy], dict[str, float]]] = None,
            env_id: str = "course_utils/PushT-v0") -> tuple[np.ndarray, np.ndarray, Tracker]:
     """DAgger from ``policy`` (already trained by BC on ``observations``, ``actions``).
@@ -281,9 +281,9 @@ def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, confi
     from the evaluation seeds 0–49), acting with the expert with probability ``beta`` and with
     the learner otherwise (β = 0, the usual choice after BC), labels every visited state with
     ``expert(state)``, then trains ``policy`` ``config.epochs`` more epochs on all the data
-    (``train``, the schedule restarting at every iteration). The expert needs ``reset()`` and
-    ``expert(obs)``; it is called in every visited state, also where the learner acts, so its
-    memory follows the episode. Returns the aggregated ``(observations (N, n), actions (N, d))``
+    (``train`` with ``update``, the schedule restarting at every iteration). The expert needs
+    ``reset()`` and ``expert(obs)``; it is called in every visited state, also where the learner
+    acts, so its memory follows the episode. Returns the aggregated ``(observations (N, n), actions (N, d))``
     and a tracker with, per iteration, ``states`` (the data set's size), ``loss`` (the last
     epoch's) and what ``evaluate(policy)`` returns.
     """
@@ -315,7 +315,7 @@ def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, confi
         all_obs.append(np.array(new_obs))
         all_act.append(np.array(new_act))
         data_obs, data_act = np.concatenate(all_obs), np.concatenate(all_act)
-        _, run_tracker = train(policy, data_obs, data_act, config)
+        _, run_tracker = train(policy, data_obs, data_act, config, update)
         extra = evaluate(policy) if evaluate is not None else {}
         tracker.log(iteration, states=len(data_obs), loss=run_tracker.last("loss"), **extra)
     env.close()
