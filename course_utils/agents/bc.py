@@ -19,6 +19,13 @@ the expert never visited, where it was never trained. DAgger labels the learner'
         D ← D ∪ {(s, π*(s)) : s ∈ S_i}          # the expert's label in the learner's states
         π ← BC on D (``train``, continuing from π)
 
+Measured on PushT (seed 0, 3 × 256 ReLU, batch 128, Adam 1.5e-3 with the cosine decay,
+``pusht_features`` and ``pusht_pusher_frame``; mean max coverage / success rate over the
+evaluation seeds 0–49): after 60 epochs, 10, 50 and 200 demonstrations give 0.15 / 0.00,
+0.23 / 0.00 and 0.48 / 0.04, with their reflections 0.19 / 0.00, 0.35 / 0.02 and 0.53 / 0.26;
+on ``previous_and_current`` pairs (``HistoryPolicy``), 200 demonstrations and their reflections,
+120 epochs: 0.86 / 0.36; 300 epochs at Adam 1e-3 (``benchmarks/solve.py bc``): 0.88 coverage.
+
 Usage (notebook 09)::
 
     config = BCConfig(epochs=120, batch_size=128, learning_rate=1.5e-3)
