@@ -26,10 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however
 from protocol import result_line, task  # noqa: E402
 
 from course_utils.agents import a2c, ddpg, ppo, sac  # noqa: E402
-from course_utils.agents.bc import (BCAgent, HistoryPolicy, history_space, previous_and_current,  # noqa: E402
-                                    pusht_features, pusht_history_features, pusht_history_frame,
-                                    pusht_pusher_frame, train_bc)
-from course_utils.agents import dqn, her  # noqa: E402
+from course_utils.agents import bc, dqn, her  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 
 
@@ -84,16 +81,17 @@ def make_ppo(env_id: str, seed: int, total_steps: int, **settings: Any) -> ppo.P
     return ppo.PPOConfig(total_steps=total_steps, seed=seed, progress=False, **settings)
 
 
-def make_bc(env: gym.Env, device: torch.device, seed: int, history: bool = False,
-            **settings: Any) -> BCAgent:
+def make_bc(env: gym.Env, config: bc.BCConfig, history: bool = False) -> bc.BCPolicy:
     """BC on PushT's state (with ``history``: on the previous and the current state): the PushT
     features in, a move in the pusher's frame out."""
+    from course_utils.envs.pusht_features import (pusht_features, pusht_history_features,
+                                                  pusht_history_frame, pusht_pusher_frame)
+
     if history:
-        return BCAgent(history_space(env.observation_space), env.action_space,
-                       features=pusht_history_features, action_frame=pusht_history_frame,
-                       device=device, seed=seed, **settings)
-    return BCAgent(env.observation_space, env.action_space, features=pusht_features,
-                   action_frame=pusht_pusher_frame, device=device, seed=seed, **settings)
+        return bc.BCPolicy(bc.history_space(env.observation_space), env.action_space, config,
+                           pusht_history_features, pusht_history_frame)
+    return bc.BCPolicy(env.observation_space, env.action_space, config, pusht_features,
+                       pusht_pusher_frame)
 
 
 MAKERS: dict[str, Callable[..., Any]] = {"a2c": make_a2c, "ppo": make_ppo, "bc": make_bc}
@@ -141,10 +139,10 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Behaviour cloning trains on the shipped demonstrations (the first `demos` episodes) and
     # their mirror images, seeing the previous state with the current one; its budget and
     # evaluation period count epochs over them, not environment steps.
-    "bc": {"course_utils/PushT-v0": dict(agent=dict(n_layers=3, size=256, learning_rate=1e-3,
-                                                    history=True),
-                                         demos=200, mirror=True,
-                                         loop=dict(batch_size=128, cosine_decay=True))},
+    # The fields of agents/bc.py's BCConfig (the budget gives its epochs).
+    "bc": {"course_utils/PushT-v0": dict(config=dict(n_layers=3, size=256, batch_size=128,
+                                                     learning_rate=1e-3, cosine_decay=True),
+                                         history=True, demos=200, mirror=True)},
     # DQN with HER on bit flipping (agents/her.py), the paper's settings: one hidden layer of
     # 256, Adam 1e-3, gamma 0.98, Double DQN's target, a constant epsilon of 0.2 and Polyak
     # averaging of the target network (tau 0.05) after every update (DQNConfig's fields); the
@@ -168,13 +166,12 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     Policy's table reports the best checkpoint) and ``best_epoch`` its epoch. ``env_steps`` is
     the number of demonstration steps trained on (mirrored ones included); ``seconds`` the
     training time, evaluations excluded."""
-    import time
-
     import numpy as np
 
     import course_utils.envs  # noqa: F401  (registers PushT)
     from course_utils.envs.pusht_demos import load_demos
     from course_utils.envs.pusht_eval import evaluate_pusht
+    from course_utils.envs.pusht_features import previous_and_current
 
     settings = SETTINGS["bc"][env_id]
     data = load_demos()
@@ -182,9 +179,9 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     if not 1 <= n_episodes <= data.num_episodes:
         raise SystemExit(f"--demos must be in 1..{data.num_episodes}, got {n_episodes}")
     end = data.episode_ends[n_episodes - 1]
-    history = settings["agent"]["history"]
+    history = settings["history"]
 
-    def inputs(demos: Any) -> np.ndarray:  # the first n_episodes, as the agent sees them
+    def inputs(demos: Any) -> np.ndarray:  # the first n_episodes, as the policy sees them
         if history:
             return previous_and_current(demos.observations[:end], demos.episode_ends[:n_episodes])
         return demos.observations[:end]
@@ -194,24 +191,21 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
         mirrored = data.mirrored()
         observations = np.concatenate([observations, inputs(mirrored)])
         actions = np.concatenate([actions, mirrored.actions[:end]])
-    agent = make_bc(gym.make(env_id), device=device, seed=seed, **settings["agent"])
-    evaluation_seconds = 0.0
+    config = bc.BCConfig(epochs=budget, seed=seed, eval_every=eval_every, score_key="score",
+                         progress=False, device=str(device), **settings["config"])
+    policy = make_bc(gym.make(env_id), config, history)
 
-    def evaluate(trained: BCAgent) -> dict[str, float]:
-        nonlocal evaluation_seconds
-        start = time.perf_counter()
-        policy = HistoryPolicy(trained.policy) if history else trained
-        score = evaluate_pusht(policy, range(50), env_id)["mean_max_coverage"]
-        evaluation_seconds += time.perf_counter() - start
-        return {"score": score}
+    def evaluate(trained: bc.BCPolicy) -> dict[str, float]:
+        acting = bc.HistoryPolicy(trained) if history else trained
+        return {"score": evaluate_pusht(acting, range(50), env_id)["mean_max_coverage"]}
 
-    start = time.perf_counter()
-    tracker = train_bc(agent, observations, actions, budget, eval_every=eval_every, evaluate=evaluate,
-                       progress=False, **settings["loop"])
-    seconds = time.perf_counter() - start - evaluation_seconds
+    _, tracker = bc.train(policy, observations, actions, config, bc.bc_update, evaluate)
+    if tracker.steps("score")[-1] != budget:  # the last epoch is always scored
+        tracker.log(budget, score=evaluate(policy)["score"])
     scores, epochs = tracker.history["score"], tracker.steps("score")
     best = int(np.argmax(scores))
-    return max(scores) >= target, len(observations), seconds, scores[-1], {
+    # train_seconds excludes the evaluations (TrainingRun pauses its clock for them).
+    return max(scores) >= target, len(observations), tracker.last("train_seconds"), scores[-1], {
         "best_score": round(scores[best], 2), "best_epoch": int(epochs[best])}
 
 

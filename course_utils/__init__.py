@@ -2,8 +2,8 @@
 
 Modules (each with one job): ``device`` (get_device, set_seed), ``nn`` (MLPConfig, build_mlp),
 ``trajectory`` (experiences, trajectories, sampling), ``returns`` (sum of rewards, reward-to-go,
-GAE), ``buffers`` (replay memory), ``schedules`` (ε and noise schedules), ``tracking`` (Tracker),
-``loops`` (on- and off-policy training loops), ``render`` (animations of episodes),
+GAE), ``buffers`` (replay memory), ``tracking`` (Tracker, the shared bookkeeping of every training loop),
+``render`` (animations of episodes),
 ``agents`` (one reference file per algorithm), ``envs`` (the course's environments), ``checks``
 (the exercise checks), ``instructor`` (student versions, autograding, the glossary),
 ``validation`` (argument checks).

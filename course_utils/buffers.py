@@ -20,7 +20,6 @@ truncation, not the first observation of the next episode.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Optional, Union
 
 import gymnasium as gym
@@ -263,14 +262,6 @@ class ReplayBuffer:
         self._position, self._size = state["position"], state["size"]
         self._generator.set_state(state["generator"])
 
-    def save(self, path: Union[str, Path]) -> None:
-        """Write the buffer to ``path`` (``torch.save``)."""
-        torch.save(self.state_dict(), path)
-
-    def load(self, path: Union[str, Path]) -> None:
-        """Read a buffer written by ``save`` into this one."""
-        self.load_state_dict(torch.load(path, weights_only=True))
-
 
 class MixedReplay:
     """The agent's replay buffer with demonstrations mixed into every batch at a fixed ratio.
@@ -278,9 +269,10 @@ class MixedReplay:
     ``sample(B)`` returns ``round(demo_ratio · B)`` transitions from ``demo_buffer`` followed by
     the rest from ``buffer`` (demonstrations first), one ``ReplayBatch``; ``add`` and ``extend``
     go to ``buffer`` only, so the demonstrations are never overwritten. It stands in for a
-    ``ReplayBuffer`` in ``train_off_policy`` (``add``, ``sample``, ``len``, ``state_dict``)::
+    ``ReplayBuffer`` wherever a loop adds and samples (``add``, ``extend``, ``sample``, ``len``,
+    ``state_dict``), e.g. HER's demonstrations in notebook 09::
 
-        train_off_policy(env, agent, MixedReplay(buffer, demo_buffer, demo_ratio=0.25), 50_000)
+        agent.buffer = MixedReplay(agent.buffer, demo_buffer, demo_ratio=0.25)
 
     Both buffers must store the same shapes and dtypes and live on the same device.
     ``len`` is the agent's part; ``state_dict`` saves both parts.

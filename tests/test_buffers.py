@@ -413,22 +413,6 @@ def test_state_dict_is_a_snapshot():
     assert state["storage"]["actions"].tolist() == [1]
 
 
-def test_save_load_round_trip_partly_filled(tmp_path):
-    buffer = make_buffer(capacity=1000, seed=5)
-    buffer.extend(*transitions(range(3)))
-    path = tmp_path / "buffer.pt"
-    buffer.save(path)
-    # Only the filled part is written, not 1000 preallocated transitions.
-    assert path.stat().st_size < 10_000
-    loaded = make_buffer(capacity=1000, seed=0)
-    loaded.load(path)
-    assert len(loaded) == 3
-    assert_contents(loaded, [0, 1, 2])
-    assert loaded.sample(20).actions.tolist() == buffer.sample(20).actions.tolist()
-    loaded.add(*transition(3))
-    assert_contents(loaded, [0, 1, 2, 3])
-
-
 def test_load_into_a_smaller_capacity_raises():
     buffer = make_buffer(capacity=4)
     buffer.add(*transition(0))

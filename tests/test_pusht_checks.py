@@ -6,77 +6,144 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
 from matplotlib.path import Path
 
 from check_helpers import assert_fails, assert_passes, own_copy
-from course_utils.agents.bc import bc_mse_loss
+from course_utils.agents.bc import bc_update
 from course_utils.envs.pusht import T_AREA, T_RECTANGLES, coverage, t_polygons
-from course_utils.checks.pusht import check_bc_loss, check_coverage
+from course_utils.checks.pusht import check_bc_update, check_coverage
 
 # The package's answers as a student would write them: the checks refuse the package's own
 # functions (checks.common.references).
-bc_mse_loss, coverage = map(own_copy, (bc_mse_loss, coverage))
+bc_update, coverage = map(own_copy, (bc_update, coverage))
 
 # What every check must do (fail when unfinished, when returning nothing...) is tested for all
 # exported checks at once in test_every_check.py.
 
 
-# ------------------------------------------------------------------------------------- BC loss
+# ---------------------------------------------------------------------------------- BC update
 
-def loss_functional(predicted, demonstrated):
-    """Correct, with torch.nn.functional."""
-    return F.mse_loss(predicted, demonstrated)
-
-
-def loss_by_hand(predicted, demonstrated):
-    """Correct: the sum over dimensions, divided by the number of entries."""
-    return ((predicted - demonstrated) ** 2).sum() / predicted.numel()
-
-
-@pytest.mark.parametrize("fn", [bc_mse_loss, loss_functional, loss_by_hand])
-def test_bc_loss_passes_correct_implementations(fn, capsys):
-    assert_passes(check_bc_loss, fn, capsys, "bc_loss")
+def update_functional(policy, optimizer, observations, actions):
+    """Correct, with torch.nn.functional, the target under no_grad and the loss not detached."""
+    with torch.no_grad():
+        target = policy.to_unit(actions, observations)
+    loss = F.mse_loss(policy(observations), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
 
 
-def test_bc_loss_sum_instead_of_mean_fails():
-    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).sum(), "expected 0.9271", "not .sum()")
+def update_by_hand(policy, optimizer, observations, actions):
+    """Correct: the sum of squares divided by the number of entries, zero_grad first."""
+    optimizer.zero_grad()
+    error = policy(observations) - policy.to_unit(actions, observations)
+    loss = (error ** 2).sum() / error.numel()
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
 
 
-def test_bc_loss_wrong_sign_fails():
-    assert_fails(check_bc_loss, lambda p, a: -((p - a) ** 2).mean(), "Check the sign")
+@pytest.mark.parametrize("fn", [bc_update, update_functional, update_by_hand])
+def test_bc_update_passes_correct_implementations(fn, capsys):
+    assert_passes(check_bc_update, fn, capsys, "bc_update")
 
 
-def test_bc_loss_absolute_error_fails():
-    assert_fails(check_bc_loss, lambda p, a: (p - a).abs().mean(), "ABSOLUTE")
+def mutant(loss_of, zero_grad=True, step=True):
+    """An update step with the loss ``loss_of(policy, observations, actions)`` and the
+    optimiser's calls as given."""
+    def update(policy, optimizer, observations, actions):
+        loss = loss_of(policy, observations, actions)
+        if zero_grad:
+            optimizer.zero_grad()
+        loss.backward()
+        if step:
+            optimizer.step()
+        return loss.detach()
+    return update
 
 
-def test_bc_loss_detached_fails():
-    assert_fails(check_bc_loss, lambda p, a: ((p.detach() - a) ** 2).mean(), "no gradient")
+def unit_error(policy, observations, actions):
+    return policy(observations) - policy.to_unit(actions, observations)
 
 
-def test_bc_loss_sum_over_action_dimensions_fails():
-    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).sum(dim=1).mean(), "action dimensions too")
+def test_bc_update_in_pixels_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: ((p(o) - a) ** 2).mean()),
+                 "PIXELS", "policy.to_unit(actions, observations)")
 
 
-def test_bc_loss_item_fails():
-    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).mean().item(), "no .item()")
+def test_bc_update_in_the_environments_frame_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: ((p.to_env(p(o), o) - a) ** 2).mean()),
+                 "in pixels")
 
 
-def test_bc_loss_unreduced_fails():
-    assert_fails(check_bc_loss, lambda p, a: (p - a) ** 2, "shape (3, 2)", "scalar")
+def test_bc_update_sum_instead_of_mean_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: (unit_error(p, o, a) ** 2).sum()),
+                 "summed over the batch")
 
 
-def test_bc_loss_root_mean_square_fails():
-    assert_fails(check_bc_loss, lambda p, a: ((p - a) ** 2).mean().sqrt(), "No square root")
+def test_bc_update_without_zero_grad_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: (unit_error(p, o, a) ** 2).mean(), zero_grad=False),
+                 "optimizer.zero_grad()")
 
 
-def test_bc_loss_in_place_fails():
-    def in_place(p, a):
-        a -= p.detach()
-        return (a ** 2).mean() + 0 * p.sum()
+def test_bc_update_without_the_optimizers_step_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: (unit_error(p, o, a) ** 2).mean(), step=False),
+                 "did not move")
 
-    assert_fails(check_bc_loss, in_place, "modified its input demo_actions")
+
+def test_bc_update_zero_grad_between_backward_and_step_fails():
+    def late_zero_grad(policy, optimizer, observations, actions):
+        loss = (unit_error(policy, observations, actions) ** 2).mean()
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        return loss.detach()
+
+    assert_fails(check_bc_update, late_zero_grad, "did not move")
+
+
+def test_bc_update_with_a_detached_prediction_fails():
+    def detached(policy, observations, actions):
+        return ((policy(observations).detach() - policy.to_unit(actions, observations)) ** 2).mean()
+
+    assert_fails(check_bc_update, mutant(detached), "found no gradient", ".detach()")
+
+
+def test_bc_update_with_the_target_built_from_the_prediction_fails():
+    def from_prediction(policy, observations, actions):
+        predicted = policy(observations)
+        return ((predicted - policy.to_unit(policy.to_env(predicted, observations), observations)) ** 2).mean()
+
+    assert_fails(check_bc_update, mutant(from_prediction), "built from the prediction")
+
+
+def test_bc_update_wrong_sign_fails():
+    assert_fails(check_bc_update, mutant(lambda p, o, a: -(unit_error(p, o, a) ** 2).mean()), "wrong sign")
+
+
+def test_bc_update_returning_a_number_fails():
+    def item(policy, optimizer, observations, actions):
+        return mutant(lambda p, o, a: (unit_error(p, o, a) ** 2).mean())(
+            policy, optimizer, observations, actions).item()
+
+    assert_fails(check_bc_update, item, "no .item()")
+
+
+def test_bc_update_modifying_the_batch_fails():
+    def in_place(policy, optimizer, observations, actions):
+        loss = mutant(lambda p, o, a: (unit_error(p, o, a) ** 2).mean())(policy, optimizer, observations, actions)
+        actions -= 1.0
+        return loss
+
+    assert_fails(check_bc_update, in_place, "modified its input actions")
+
+
+def test_bc_update_check_prints_no_solution_code():
+    message = assert_fails(check_bc_update, mutant(lambda p, o, a: ((p(o) - a) ** 2).mean()))
+    assert "backward()\n" not in message and "def " not in message
 
 
 # ------------------------------------------------------------------------------------ coverage

@@ -1,5 +1,2 @@
 """One file per algorithm, each readable top to bottom: its config, networks, update step and
-``train``. Import from the algorithm's module, e.g. ``from course_utils.agents.ppo import train``.
-
-``base``, ``continuous``, ``legacy_dqn``, ``legacy_ddpg``, ``legacy_sac`` and ``bc`` are the
-older, class-based agents that notebook 09 still uses."""
+``train``. Import from the algorithm's module, e.g. ``from course_utils.agents.ppo import train``."""

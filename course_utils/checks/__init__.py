@@ -51,12 +51,12 @@ from course_utils.checks.ppo import (
     check_gaussian_log_prob,
     check_ppo_update,
 )
-from course_utils.checks.pusht import check_bc_loss, check_coverage
+from course_utils.checks.pusht import check_bc_update, check_coverage
 
 __all__ = [
     "check_a2c_update",
     "check_approx_kl",
-    "check_bc_loss",
+    "check_bc_update",
     "check_bitflip_reward",
     "check_clipped_surrogate",
     "check_collect_rollout",

@@ -181,7 +181,7 @@ def _smoothed_actions(name: str, shown: str, critic1: _Critic, critic2: _Critic,
     return critic1.seen[0]
 
 
-@references("course_utils.agents.ddpg.td3_target", "course_utils.agents.legacy_ddpg.td3_target")
+@references("course_utils.agents.ddpg.td3_target")
 def check_td3_target(fn: Fn) -> None:
     """Check ``fn(rewards, next_observations, terminated, gamma, actor_target, critics_target,
     noise_std, noise_clip, generator) -> (B,)`` is TD3's target: target policy smoothing
@@ -342,9 +342,7 @@ def _correction_mistakes(pre_tanh: torch.Tensor) -> list[tuple[torch.Tensor, str
     ]
 
 
-# The legacy agents (notebook 09) still hold a copy of this exercise's answer: refused too.
-@references("course_utils.agents.sac.tanh_log_prob_correction",
-            "course_utils.agents.legacy_sac.tanh_log_prob_correction")
+@references("course_utils.agents.sac.tanh_log_prob_correction")
 def check_tanh_log_prob_correction(fn: Fn) -> None:
     """Check ``fn(pre_tanh (B, d)) -> (B,)`` is ``Σ_i log(1 − tanh(u_i)²)``, exact and finite
     also for large ``|u|``, with the right gradient."""

@@ -165,8 +165,7 @@ def _check_target(fn: Fn, name: str, reference: Callable[..., torch.Tensor], hin
     return n
 
 
-@references("course_utils.agents.dqn.double_dqn_target",
-            "course_utils.agents.legacy_dqn.double_dqn_target")
+@references("course_utils.agents.dqn.double_dqn_target")
 def check_double_dqn_target(fn: Fn) -> None:
     """Check ``fn(rewards, next_q_online, next_q_target, terminated, gamma) -> (B,)`` is the
     Double DQN target ``r + γ (1 − terminated) Q_target(s', argmax_a' Q_online(s', a'))``."""

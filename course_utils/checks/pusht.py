@@ -1,92 +1,192 @@
-"""Checks of notebook 09's PushT exercises: the behaviour-cloning loss and the coverage of a pose.
+"""Checks of notebook 09's PushT exercises: the behaviour-cloning update step and the coverage
+of a pose.
 
-Conventions: actions are normalised to ``[-1, 1]``, a batch of ``B`` of them ``(B, d)``. A pose
-is ``(x, y, angle)`` of the T's origin (the middle of the crossbar's outer edge) in the 512 × 512
-workspace; ``course_utils.envs.pusht.t_polygons(pose)`` gives the T's two rectangles as world
-corners ``(2, 4, 2)``; coverage is ``area(T ∩ goal T) / area(goal T)`` (the T's area is 6300).
+Conventions: a BC policy maps observations ``(B, n)`` to normalised actions ``(B, d)``;
+``policy.to_unit(actions, observations)`` maps the demonstrated environment actions (pixels on
+PushT) into the same frame. A pose is ``(x, y, angle)`` of the T's origin (the middle of the
+crossbar's outer edge) in the 512 × 512 workspace; ``course_utils.envs.pusht.t_polygons(pose)``
+gives the T's two rectangles as world corners ``(2, 4, 2)``; coverage is
+``area(T ∩ goal T) / area(goal T)`` (the T's area is 6300).
 """
 
 from __future__ import annotations
 
+import math
+from typing import Any, Callable, Optional
+
 import numpy as np
 import torch
 
-from course_utils.checks.common import (call, expect_close, expect_scalar_loss,
-                                                expect_tensors_unchanged, fmt, Fn, passed, references)
+from course_utils.checks.common import (call, expect_scalar_loss, expect_tensors_unchanged, Fn,
+                                        passed, references)
 
-__all__ = ["check_bc_loss", "check_coverage"]
-
-
-# ------------------------------------------------------------------------------------- BC loss
-
-# B = 3 transitions of d = 2 (B ≠ d, so a mean over the wrong axis shows): the differences
-# predicted − demonstrated are [[0.5, −1], [0, 2], [−0.25, 0.5]], not all of size 0 or 1, so
-# that squared and absolute errors differ.
-_PREDICTED = [[0.5, -0.5], [0.0, 1.0], [-0.75, 0.25]]
-_DEMONSTRATED = [[0.0, 0.5], [0.0, -1.0], [-0.5, -0.25]]
-_OVER = "the batch and the action dimensions"  # what the BC loss averages over
+__all__ = ["check_bc_update", "check_coverage"]
 
 
-def _bc_mistake(value: float, predicted: torch.Tensor, demonstrated: torch.Tensor) -> str:
-    """The hint for a wrong loss value, from the mistakes students make."""
-    error = predicted - demonstrated
-    B, d = error.shape
-    mse = (error ** 2).mean().item()
-    candidates = [
-        (-mse, "Check the sign: the loss is the squared error itself, which the optimiser MINIMISES."),
-        (mse * B * d, "Average over the batch and the action dimensions (.mean()), not .sum(): a sum "
-                      "grows with the batch size, and so would the step size."),
-        (mse * d, "Average over the action dimensions too: .mean() over all B·d entries, not a "
-                  "sum over the action dimensions then a mean over the batch."),
-        (error.abs().mean().item(), "That is the mean ABSOLUTE error; the BC loss here is the mean "
-                                    "SQUARED error, (predicted − demonstrated)²."),
-        (error.mean().item() ** 2, "Square each difference first, then average: mean((p − a)²), not "
-                                   "(mean(p − a))²."),
-        (mse ** 0.5, "No square root: the loss is the mean squared error, not its root."),
-    ]
-    for wrong, hint in candidates:
-        if abs(value - wrong) < 1e-4:
-            return hint
-    return "loss = mean over batch and action dimensions of (predicted − demonstrated)²."
+# ------------------------------------------------------------------------------ BC update step
+
+_B = 6  # transitions per batch (≠ d = 2, so that a reduction over the wrong axis shows)
+_LEARNING_RATE = 0.05  # plain SGD: unlike Adam, its step grows with the loss's scale
 
 
-@references("course_utils.agents.bc.bc_mse_loss")
-def check_bc_loss(fn: Fn) -> None:
-    """Check ``fn(predicted_actions (B, d), demo_actions (B, d)) -> scalar`` is the mean squared
-    error over batch and action dimensions, with its gradient intact and its inputs untouched."""
-    name = "bc_loss"
-    predicted = torch.tensor(_PREDICTED, requires_grad=True)
-    demonstrated = torch.tensor(_DEMONSTRATED)
-    copies = {"predicted_actions": predicted.detach().clone(), "demo_actions": demonstrated.clone()}
-    shown = f"{name}(predicted_actions={_PREDICTED}, demo_actions={_DEMONSTRATED})"
-    loss = expect_scalar_loss(call(fn, name, predicted, demonstrated), shown, _OVER)
-    expect_tensors_unchanged(name, {"predicted_actions": predicted.detach(), "demo_actions": demonstrated},
-                             copies)
-    expected = ((predicted.detach() - demonstrated) ** 2).mean().item()  # 5.5625 / 6
-    value = loss.item()
-    if abs(value - expected) > 1e-4:
-        raise AssertionError(f"{shown} returned {value:.4f}; expected {expected:.4f}. "
-                             f"{_bc_mistake(value, predicted.detach(), demonstrated)}")
-    if not loss.requires_grad:
-        raise AssertionError(f"{shown} has no gradient: do not detach predicted_actions or use "
-                             ".item()/NumPy inside the loss; the policy learns through it.")
-    (grad,) = torch.autograd.grad(loss, predicted)
-    expect_close(grad, 2 * (predicted.detach() - demonstrated) / demonstrated.numel(),
-                 f"the gradient of {shown} with respect to predicted_actions",
-                 "∂L/∂p_ij must be 2 (p_ij − a_ij) / (B·d).")
-    generator = torch.Generator().manual_seed(13)
-    p, a = torch.randn(256, 2, generator=generator), torch.rand(256, 2, generator=generator) * 2 - 1
-    result = expect_scalar_loss(call(fn, name, p, a), f"{name}(256 random predictions and actions)",
-                                _OVER)
-    expected = ((p - a) ** 2).mean()
-    if abs(result.item() - expected.item()) > 1e-4:
-        raise AssertionError(f"{name}(256 random predictions and actions) returned {fmt(result)}; expected "
-                             f"{expected.item():.4f}. {_bc_mistake(result.item(), p, a)}")
-    zero = expect_scalar_loss(call(fn, name, a.clone(), a), f"{name}(a, a)", _OVER)
-    if abs(zero.item()) > 1e-6:
-        raise AssertionError(f"{name}(a, a) returned {zero.item():.4f}; a policy that predicts the "
-                             "demonstrated actions exactly must have loss 0.")
-    passed(name, 4)
+def _policy_and_optimizer() -> tuple[Any, torch.optim.Optimizer]:
+    """A small PushT policy (block features, actions in the pusher's frame) with fixed weights,
+    and plain SGD on its parameters."""
+    from course_utils.agents.bc import BCConfig, BCPolicy
+    from course_utils.envs.pusht_features import pusht_features, pusht_pusher_frame
+    import gymnasium as gym
+
+    box = gym.spaces.Box(0.0, 512.0, (5,), dtype=np.float32)
+    config = BCConfig(n_layers=2, size=16, action_scale=100.0, seed=3, device="cpu")
+    with torch.random.fork_rng():  # the check leaves the global generator as it found it
+        policy = BCPolicy(box, gym.spaces.Box(0.0, 512.0, (2,), dtype=np.float32), config,
+                          pusht_features, pusht_pusher_frame)
+    return policy, torch.optim.SGD(policy.parameters(), lr=_LEARNING_RATE)
+
+
+def _batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Two fixed batches of PushT states ``(B, 5)`` and demonstrated actions ``(B, 2)``, pixels:
+    moves of up to 60 px from the pusher."""
+    rng = np.random.default_rng(7)
+    batches = []
+    for _ in range(2):
+        states = np.column_stack([rng.uniform(60, 450, (_B, 4)), rng.uniform(0, 2 * np.pi, _B)])
+        actions = states[:, :2] + rng.uniform(-60, 60, (_B, 2))
+        batches.append((torch.tensor(states, dtype=torch.float32),
+                        torch.tensor(actions, dtype=torch.float32)))
+    return batches
+
+
+def _variant(policy: Any, optimizer: torch.optim.Optimizer, observations: torch.Tensor,
+             actions: torch.Tensor, mistake: Optional[str]) -> torch.Tensor:
+    """The reference update (``mistake`` None) or one of the usual mistakes."""
+    predicted = policy(observations)
+    target = policy.to_unit(actions, observations)
+    if mistake == "pixels":
+        loss = ((predicted - actions) ** 2).mean()
+    elif mistake == "env_frame":
+        loss = ((policy.to_env(predicted, observations) - actions) ** 2).mean()
+    elif mistake == "sum":
+        loss = ((predicted - target) ** 2).sum()
+    elif mistake == "target_from_prediction":
+        loss = ((predicted - policy.to_unit(policy.to_env(predicted, observations), observations)) ** 2).mean()
+    else:
+        loss = ((predicted - target) ** 2).mean()
+    if mistake == "ascent":
+        loss = -loss
+    if mistake != "no_zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    if mistake != "no_step":
+        optimizer.step()
+    return loss.detach()
+
+
+_HINTS = {
+    "pixels": "The loss compared the network's output with the demonstrated actions in PIXELS: "
+              "the network predicts normalised actions, so map the demonstrations into its frame "
+              "first, policy.to_unit(actions, observations).",
+    "env_frame": "The loss was computed in pixels (the prediction mapped by to_env): compare in "
+                 "the network's normalised frame, with the targets policy.to_unit(actions, "
+                 "observations); a loss in pixels is 10,000 times larger and its step too.",
+    "sum": "The loss is summed over the batch: average it over the batch and the action "
+           "dimensions (.mean()), or the step size grows with the batch size.",
+    "ascent": "The parameters moved UP the loss (a wrong sign): minimise the squared error, "
+              "loss.backward() then optimizer.step().",
+    "no_zero_grad": "The gradients of the first call were still there in the second: call "
+                    "optimizer.zero_grad() before loss.backward() (PyTorch adds new gradients "
+                    "to .grad).",
+    "no_step": "The parameters did not move: after loss.backward(), optimizer.step() applies "
+               "the gradient (and zero_grad must come before backward, not between backward and "
+               "step).",
+    "target_from_prediction": "The target was built from the prediction, so the loss is about 0 "
+                              "and teaches nothing: the target is the DEMONSTRATED action, "
+                              "policy.to_unit(actions, observations).",
+}
+
+
+def _run(update: Callable[..., Any], mistake: Optional[str] = None
+         ) -> tuple[list[float], list[list[torch.Tensor]], list[Any]]:
+    """Two successive updates on fresh copies of the fixed policy and batches: the losses, the
+    parameters after each, and what ``update`` returned."""
+    policy, optimizer = _policy_and_optimizer()
+    losses, states, returned = [], [], []
+    for observations, actions in _batches():
+        if mistake is None:
+            result = update(policy, optimizer, observations, actions)
+        else:
+            result = _variant(policy, optimizer, observations, actions, mistake)
+        returned.append(result)
+        losses.append(float(result.detach()) if isinstance(result, torch.Tensor) and result.numel() == 1
+                      else math.nan)
+        states.append([p.detach().clone() for p in policy.parameters()])
+    return losses, states, returned
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.allclose(x, y, atol=1e-6, rtol=1e-4) for x, y in zip(a, b))
+
+
+def _matches(losses: list[float], states: list[list[torch.Tensor]], mistake: str) -> bool:
+    wrong_losses, wrong_states, _ = _run(None, mistake)  # type: ignore[arg-type]
+    return all(math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6) for x, y in zip(losses, wrong_losses)) \
+        and all(_same(s, w) for s, w in zip(states, wrong_states))
+
+
+@references("course_utils.agents.bc.bc_update")
+def check_bc_update(fn: Fn) -> None:
+    """Check ``fn(policy, optimizer, observations (B, n), actions (B, d)) -> loss``: two
+    successive BC updates (plain SGD, fixed weights, fixed PushT batches) compared with the
+    reference in the losses returned and the parameters after each step."""
+    from course_utils.agents.bc import bc_update
+
+    name = "bc_update"
+    shown = f"{name}(policy, optimizer, observations, actions) on the check's two fixed batches of {_B}"
+    expected_losses, expected_states, _ = _run(bc_update)
+    batches = _batches()
+    copies = [{"observations": o.clone(), "actions": a.clone()} for o, a in batches]
+
+    def student(policy, optimizer, observations, actions):
+        try:
+            return call(fn, name, policy, optimizer, observations, actions)
+        except RuntimeError as error:
+            if "does not require grad" in str(error):
+                raise AssertionError(
+                    f"{shown}: loss.backward() found no gradient. The prediction must stay "
+                    "connected to the network: do not .detach() it, or compute it under "
+                    "torch.no_grad(); only the target is data.") from None
+            raise
+
+    policy, optimizer = _policy_and_optimizer()
+    losses, states = [], []
+    for (observations, actions), copy in zip(batches, copies):
+        result = student(policy, optimizer, observations, actions)
+        expect_tensors_unchanged(name, {"observations": observations, "actions": actions}, copy)
+        loss = expect_scalar_loss(result, shown, "the batch and the action dimensions")
+        losses.append(float(loss.detach()))
+        states.append([p.detach().clone() for p in policy.parameters()])
+    losses_ok = all(math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6) for x, y in zip(losses, expected_losses))
+    first_ok, second_ok = (_same(s, e) for s, e in zip(states, expected_states))
+    if losses_ok and first_ok and second_ok:
+        passed(name, 2)
+        return
+    for mistake, hint in _HINTS.items():
+        if _matches(losses, states, mistake):
+            break
+    else:
+        if losses_ok and not first_ok:
+            hint = ("The loss is right but the step is not: the gradient must be that of the "
+                    "returned loss, one optimizer.step() per call.")
+        elif losses_ok:
+            hint = _HINTS["no_zero_grad"]
+        else:
+            hint = ("The loss is the mean over batch and action dimensions of (π(s) − u)², "
+                    "u = policy.to_unit(actions, observations).")
+    got = ", ".join(f"{x:.4f}" for x in losses)
+    want = ", ".join(f"{x:.4f}" for x in expected_losses)
+    raise AssertionError(f"{shown}: returned the losses {got}, expected {want}"
+                         f"{'' if first_ok and second_ok else ', and the parameters after the steps differ'}. "
+                         f"{hint}")
 
 
 # ------------------------------------------------------------------------------------ coverage
