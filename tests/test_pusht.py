@@ -229,6 +229,51 @@ def test_coverage_reward():
     np.testing.assert_allclose(coverage_reward(np.array([0.0, 0.475, 0.95, 1.0])), [0.0, 0.5, 1.0, 1.0])
 
 
+def test_shaped_reward_terms_at_the_goal_and_away_from_it():
+    from course_utils.envs.pusht import shaped_reward
+    cog = GOAL_POSE[:2] + np.array([[np.cos(np.pi / 4), -np.sin(np.pi / 4)],
+                                    [np.sin(np.pi / 4), np.cos(np.pi / 4)]]) @ np.array(BLOCK_COG)
+    at_goal = shaped_reward(GOAL_POSE, GOAL_POSE, cog, 0.5)  # pusher on the centre of gravity
+    for name in ("rotation", "position", "reaching"):
+        assert at_goal[name] == pytest.approx(1.0)
+    assert at_goal["reward"] == pytest.approx(0.5 + 0.5 + 0.05)
+    assert shaped_reward(GOAL_POSE, GOAL_POSE, cog, 0.96)["reward"] == 3.0  # success bonus
+    # Upside down on the goal: no rotation reward; 30 px along x: position (1 − tanh(1/4))².
+    flipped = shaped_reward([*GOAL_POSE[:2], GOAL_POSE[2] + np.pi], GOAL_POSE, cog, 0.0)
+    shifted = shaped_reward(GOAL_POSE + [30.0, 0.0, 0.0], GOAL_POSE, cog + [30.0, 0.0], 0.0)
+    assert flipped["rotation"] == pytest.approx(0.0, abs=1e-12)
+    assert shifted["position"] == pytest.approx((1 - np.tanh(0.25)) ** 2)
+    assert shifted["rotation"] == pytest.approx(1.0) and shifted["reaching"] == pytest.approx(1.0)
+    quarter = shaped_reward(GOAL_POSE + [0.0, 0.0, np.pi / 2], GOAL_POSE, cog, 0.0)
+    assert quarter["rotation"] == pytest.approx(0.25)
+    far = shaped_reward(GOAL_POSE, GOAL_POSE, cog + [120.0, 0.0], 0.0)
+    assert far["reaching"] == pytest.approx(np.sqrt(1 - np.tanh(1.0)))
+    batch = shaped_reward(np.tile(GOAL_POSE, (4, 1)), GOAL_POSE, np.tile(cog, (4, 1)), np.zeros(4))
+    assert batch["reward"].shape == (4,)
+
+
+def test_shaped_reward_option_changes_only_the_reward():
+    from course_utils.envs.pusht import shaped_reward
+    with pytest.raises(ValueError, match="reward"):
+        gym.make(PUSHT_ID, reward="dense")
+    plain, shaped = gym.make(PUSHT_ID), gym.make(PUSHT_ID, reward="shaped")
+    plain.reset(seed=3), shaped.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        action = rng.uniform(0, 512, 2)
+        obs_a, reward_a, term_a, _, info_a = plain.step(action)
+        obs_b, reward_b, term_b, _, info_b = shaped.step(action)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert term_a == term_b and info_a["coverage"] == info_b["coverage"]
+        assert reward_a == pytest.approx(float(coverage_reward(info_a["coverage"])))  # default unchanged
+        expected = shaped_reward(info_b["block_pose"], info_b["goal_pose"], info_b["pos_agent"],
+                                 info_b["coverage"])["reward"]
+        assert reward_b == pytest.approx(float(expected))
+    _, info = shaped.reset(options={"reset_to_state": [480.0, 480.0, *GOAL_POSE]})
+    _, reward, terminated, _, info = shaped.step([480.0, 480.0])
+    assert terminated and info["is_success"] and reward == 3.0
+
+
 # ---------------------------------------------------------------------------------- episodes
 def test_info_has_coverage_and_success_every_step():
     env = gym.make(PUSHT_ID)
