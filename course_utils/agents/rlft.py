@@ -6,7 +6,8 @@ bounded to ``ρ`` (``residual_scale`` px), and a critic judges the corrected act
 
     a(s) = π_BC(s) + ρ tanh(f_φ(s, π_BC(s)))          f_φ's last layer starts at 0: a = π_BC at first
     y    = r + γ (1 − terminated) min_j Q'_j(s', a'(s') + clip(ε, −c, c))        (TD3's target)
-    critics: min Σ_j (1/B) Σ (Q_j(s, a) − y)²          actor: min −(1/B) Σ Q_1(s, a(s))
+    critics: min Σ_j (1/B) Σ (Q_j(s, a) − y)²
+    actor:   min (1/B) Σ [−Q_1(s, a(s)) + β ‖tanh f_φ‖²]     (β: residual_penalty, keeps a near BC)
 
 Residual RL (Johannink et al. 2019; Silver et al. 2018) starts *at* BC's score and can only
 move the target a few tens of px, so early, bad critic gradients cannot wreck the policy;
@@ -79,6 +80,7 @@ class RLFTConfig(TrainConfig):
     target_noise: float = 0.05
     target_noise_clip: float = 0.1
     policy_delay: int = 2
+    residual_penalty: float = 0.0  # β: the actor also minimises β mean ‖tanh f_φ‖² (stay near BC)
     shaping: float = 1.0  # λ of the potential-based shaping
     ibrl: bool = False  # act and bootstrap with the better of BC and the residual actor
     first_reset_seed: int = 1_000  # training episodes' reset seeds: 1000, 1001, ...
@@ -172,7 +174,8 @@ def rlft_update(agent: RLFTAgent, batch: ReplayBatch, config: RLFTConfig) -> dic
     """One TD3 step for the residual actor (the notebook's exercise): both critics on the target
     ``y = r + γ (1 − terminated) min_j Q'_j(s', a'(s') + clipped noise)`` (IBRL: the better of
     ``π_BC(s')`` and ``a'(s')`` by the target critics); every ``policy_delay``-th call from
-    ``actor_starts`` on, one actor step on ``−mean Q_1(s, a(s))`` and the Polyak updates."""
+    ``actor_starts`` on, one actor step on ``−mean Q_1(s, a(s)) + β mean ‖tanh f_φ‖²`` and the
+    Polyak updates."""
     x, next_x = batch.observations, batch.next_observations  # [features, π_BC(s)] (B, m + 2)
     with torch.no_grad():
         next_action = agent.act(next_x, target=True)
@@ -192,7 +195,10 @@ def rlft_update(agent: RLFTAgent, batch: ReplayBatch, config: RLFTConfig) -> dic
     metrics = {"critic_loss": critic_loss.detach(), "q": q_values[0].detach().mean()}
     if agent.actor_active and agent.updates % config.policy_delay == 0:
         agent.critics.requires_grad_(False)  # the gradient goes through Q into a, not into Q
-        actor_loss = -agent.q(agent.critics[:1], x, agent.act(x))[0].mean()
+        residual = torch.tanh(agent.actor(x))
+        action = residual_action(x[:, -2:], residual, agent.rho)
+        actor_loss = (-agent.q(agent.critics[:1], x, action)[0].mean()
+                      + config.residual_penalty * (residual ** 2).sum(dim=-1).mean())
         agent.critics.requires_grad_(True)
         agent.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
