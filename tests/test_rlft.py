@@ -102,7 +102,8 @@ def test_update_trains_critics_then_actor_with_delay():
     agent.actor_active = False
     for _ in range(2):
         metrics = rlft.rlft_update(agent, batch, config)
-    assert "actor_loss" not in metrics and all(torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
+    assert "actor_loss" not in metrics
+    assert all(torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(critics, agent.critics.parameters()))
     agent.actor_active = True
     assert "actor_loss" not in rlft.rlft_update(agent, batch, config)  # update 3: critics only
