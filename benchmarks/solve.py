@@ -4,6 +4,7 @@
     {"algo": "dqn", "env": "CartPole-v1", "seed": 0, "solved": true, "env_steps": …, "seconds": …, "score": …}
     python benchmarks/solve.py bc course_utils/PushT-v0          # score: mean maximum coverage
     python benchmarks/solve.py her course_utils/BitFlip-v0 --n-bits 30   # score: success rate
+    python benchmarks/solve.py rlft course_utils/PushT-v0        # score: success rate (BC, then RL)
 
 The protocol (evaluation period, episodes, seeds, targets, what ``seconds`` counts) is in
 ``protocol.py``; ``sb3_peer.py`` measures Stable-Baselines3 under the same protocol. The
@@ -25,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # protocol.py, however this is started
 from protocol import result_line, task  # noqa: E402
 
-from course_utils.agents import a2c, ddpg, ppo, sac  # noqa: E402
+from course_utils.agents import a2c, ddpg, ppo, rlft, sac  # noqa: E402
 from course_utils.agents import bc, dqn, her  # noqa: E402
 from course_utils.device import get_device, set_seed  # noqa: E402
 
@@ -153,11 +154,16 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         epsilon=0.2,
         config=dict(her_k=4, gradient_steps=16, batch_size=128, buffer_size=1_000_000,
                     learning_starts=0))},
+    # RL fine-tuning of the BC policy above (agents/rlft.py): the fields of RLFTConfig, and its
+    # budget and evaluation period in environment steps (evaluations on the validation resets
+    # 300-329; the score is the success rate over the protocol's resets 0-49 at the end).
+    "rlft": {"course_utils/PushT-v0": dict(config=dict(), budget=30_000, eval_every=5_000,
+                                           target=0.7)},
 }
 
 
 def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
-             demos: int | None = None) -> tuple[bool, int, float, float, dict[str, Any]]:
+             demos: int | None = None) -> tuple[bool, int, float, float, dict[str, Any]] | bc.BCPolicy:
     """BC on the first ``demos`` shipped episodes and their mirror images for ``budget`` epochs
     (acting on the previous and the current state with the settings' ``history``),
     the learning rate annealed to 0 (cosine), evaluated every ``eval_every`` epochs with the
@@ -165,7 +171,8 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     ``target``; the score is the last evaluation, the extra ``best_score`` the best (Diffusion
     Policy's table reports the best checkpoint) and ``best_epoch`` its epoch. ``env_steps`` is
     the number of demonstration steps trained on (mirrored ones included); ``seconds`` the
-    training time, evaluations excluded."""
+    training time, evaluations excluded. With ``eval_every=0``, the trained ``BCPolicy`` instead
+    (solve_rlft's starting point)."""
     import numpy as np
 
     import course_utils.envs  # noqa: F401  (registers PushT)
@@ -194,6 +201,8 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     config = bc.BCConfig(epochs=budget, seed=seed, eval_every=eval_every, score_key="score",
                          progress=False, device=str(device), **settings["config"])
     policy = make_bc(gym.make(env_id), config, history)
+    if not eval_every:  # solve_rlft's starting point: the trained policy, no evaluation
+        return bc.train(policy, observations, actions, config, bc.bc_update)[0]
 
     def evaluate(trained: bc.BCPolicy) -> dict[str, float]:
         acting = bc.HistoryPolicy(trained) if history else trained
@@ -207,6 +216,44 @@ def solve_bc(env_id: str, seed: int, eval_every: int, budget: int, target: float
     # train_seconds excludes the evaluations (TrainingRun pauses its clock for them).
     return max(scores) >= target, len(observations), tracker.last("train_seconds"), scores[-1], {
         "best_score": round(scores[best], 2), "best_epoch": int(epochs[best])}
+
+
+def solve_rlft(env_id: str, seed: int, eval_every: int, budget: int, device: torch.device,
+               bc_checkpoint: str | None = None) -> tuple[bool, int, float, float, dict[str, Any]]:
+    """BC with the settings of ``bc`` (300 epochs, seed ``seed``; or the policy saved at
+    ``bc_checkpoint``, a ``BCPolicy`` state_dict), then residual TD3 (``agents/rlft.py``) for
+    ``budget`` environment steps from the training resets 1000, 1001, … The score is the greedy
+    success rate over the protocol's resets 0-49, ``mean_max_coverage`` beside it, and the BC
+    starting point's in ``bc_success_rate`` and ``bc_mean_max_coverage``. ``seconds`` is the RL
+    fine-tuning's training time (``bc_seconds`` BC's, 0 from a checkpoint)."""
+    import time
+
+    import course_utils.envs  # noqa: F401  (registers PushT)
+    from course_utils.envs.pusht_demos import load_demos
+    from course_utils.envs.pusht_eval import evaluate_pusht
+
+    settings = SETTINGS["rlft"][env_id]
+    start = time.perf_counter()
+    if bc_checkpoint:
+        config = bc.BCConfig(seed=seed, device="cpu", **SETTINGS["bc"][env_id]["config"])
+        policy = make_bc(gym.make(env_id), config, history=True)
+        policy.load_state_dict(torch.load(bc_checkpoint, map_location="cpu"))
+    else:
+        policy = solve_bc(env_id, seed, 0, task(env_id).budget, 0.0, torch.device("cpu"))
+    bc_seconds = 0.0 if bc_checkpoint else time.perf_counter() - start
+    before = evaluate_pusht(bc.HistoryPolicy(policy), range(50), env_id)
+    demos = load_demos()
+    config = rlft.RLFTConfig(total_steps=budget, eval_every=eval_every, seed=seed, progress=False,
+                             **settings["config"])
+    agent, tracker = rlft.train(policy, demos + demos.mirrored(), config, env_id=env_id)
+    after = evaluate_pusht(rlft.ResidualPolicy(agent, config.ibrl), range(50), env_id)
+    score = round(after["success_rate"], 2)
+    return score >= settings["target"], int(tracker.last("env_steps")), tracker.last("train_seconds"), score, {
+        "mean_max_coverage": round(after["mean_max_coverage"], 3),
+        "bc_success_rate": round(before["success_rate"], 2),
+        "bc_mean_max_coverage": round(before["mean_max_coverage"], 3), "bc_seconds": round(bc_seconds, 1),
+        "validation_success": [round(v, 3) for v in tracker.history["success_rate"]],
+        "validation_steps": tracker.steps("success_rate")}
 
 
 def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: float, device: torch.device,
@@ -231,7 +278,8 @@ def solve_her(env_id: str, seed: int, eval_every: int, budget: int, target: floa
 
 def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, target: float,
           device: torch.device, demos: int | None = None, n_bits: int = 30,
-          eval_episodes: int = 10) -> tuple[bool, int, float, float, dict[str, Any]]:
+          eval_episodes: int = 10, bc_checkpoint: str | None = None
+          ) -> tuple[bool, int, float, float, dict[str, Any]]:
     """Train ``algo`` on ``env_id`` until solved; ``(solved, env_steps, seconds, score, extra)``,
     ``extra`` the fields of the JSON line particular to the algorithm."""
     settings = SETTINGS[algo].get(env_id)
@@ -239,6 +287,8 @@ def solve(algo: str, env_id: str, seed: int, eval_every: int, budget: int, targe
         raise SystemExit(f"{algo} has no settings for {env_id!r}; it knows {sorted(SETTINGS[algo])}")
     if algo == "bc":
         return solve_bc(env_id, seed, eval_every, budget, target, device, demos)
+    if algo == "rlft":
+        return solve_rlft(env_id, seed, eval_every, budget, device, bc_checkpoint)
     if algo == "dqn":
         return solve_dqn(env_id, seed, eval_every, budget, target, device)
     if algo == "her":
@@ -273,6 +323,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
     parser.add_argument("--demos", type=int, default=None,
                         help="bc: train on the first N shipped demonstration episodes (default 200)")
+    parser.add_argument("--bc-checkpoint", default=None,
+                        help="rlft: start from this saved BCPolicy state_dict instead of training BC")
     parser.add_argument("--n-bits", type=int, default=30,
                         help="her: the number of bits of BitFlip (default 30)")
     args = parser.parse_args()
@@ -282,10 +334,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = get_device() if args.device == "auto" else torch.device(args.device)
     set_seed(args.seed)
+    # rlft counts environment steps where the PushT protocol (BC's) counts epochs.
+    own = SETTINGS[args.algo].get(args.env_id, {}) if args.algo == "rlft" else {}
     solved, env_steps, seconds, score, extra = solve(
-        args.algo, args.env_id, args.seed, args.eval_every or protocol.eval_every,
-        args.budget or protocol.budget, protocol.target, device, args.demos, args.n_bits,
-        protocol.eval_episodes)
+        args.algo, args.env_id, args.seed, args.eval_every or own.get("eval_every", protocol.eval_every),
+        args.budget or own.get("budget", protocol.budget), protocol.target, device, args.demos, args.n_bits,
+        protocol.eval_episodes, args.bc_checkpoint)
     print(result_line(args.algo, args.env_id, args.seed, solved, env_steps, seconds, score,
                       device=str(device), threads=args.threads, **extra))
 

@@ -138,3 +138,27 @@ def test_ddpg_td3_and_sac_train_through_their_single_file_train(algo):
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert (result["algo"], result["env"], result["env_steps"]) == (algo, "Pendulum-v1", 1200)
     assert result["solved"] is False and result["score"] < -200
+
+
+def test_rlft_on_pusht_reports_the_success_rate_and_the_bc_starting_point(tmp_path):
+    # From a saved (untrained) BC policy: a few RL steps, then the protocol's 50 resets.
+    import gymnasium as gym
+    import torch
+
+    import course_utils.envs  # noqa: F401
+    from course_utils.agents.bc import BCConfig, BCPolicy, history_space
+    from course_utils.envs.pusht_features import pusht_history_features, pusht_history_frame
+
+    env = gym.make("course_utils/PushT-v0")
+    bc = BCPolicy(history_space(env.observation_space), env.action_space,
+                  BCConfig(n_layers=3, size=256, device="cpu"), pusht_history_features, pusht_history_frame)
+    torch.save(bc.state_dict(), tmp_path / "bc.pt")
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "solve.py"), "rlft", "course_utils/PushT-v0", "--seed", "0",
+         "--budget", "40", "--eval-every", "40", "--bc-checkpoint", str(tmp_path / "bc.pt")],
+        capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["env"], result["env_steps"]) == ("rlft", "course_utils/PushT-v0", 40)
+    assert result["solved"] is False and 0 <= result["score"] <= result["bc_success_rate"] + 0.1
+    assert 0 <= result["mean_max_coverage"] <= 1 and 0 <= result["bc_mean_max_coverage"] <= 1
+    assert result["bc_seconds"] == 0 and result["validation_steps"] == [40]

@@ -125,11 +125,16 @@ class BCPolicy(nn.Module):
         self.net = build_mlp(MLPConfig(n_inputs, self.n_actions, config.n_layers, config.size, "relu"),
                              device=self.device)
 
+    def inputs(self, observations: torch.Tensor) -> torch.Tensor:
+        """Observations ``(B, n)`` → the network's inputs ``(B, m)``: the features, or the
+        observations normalised by the space's bounds."""
+        if self.features is not None:
+            return self.features(observations)
+        return (observations - self.obs_centre) / self.obs_half
+
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Observations ``(B, n)`` → normalised actions ``(B, d)`` (what the loss compares)."""
-        if self.features is not None:
-            return self.net(self.features(observations))
-        return self.net((observations - self.obs_centre) / self.obs_half)
+        return self.net(self.inputs(observations))
 
     def to_unit(self, env_actions: torch.Tensor, observations: torch.Tensor) -> torch.Tensor:
         """Environment actions ``(B, d)``, taken in ``observations`` ``(B, n)`` → normalised ones."""
