@@ -52,6 +52,7 @@ from course_utils.checks.ppo import (
     check_ppo_update,
 )
 from course_utils.checks.pusht import check_bc_update, check_coverage
+from course_utils.checks.rlft import check_rlft_update
 
 __all__ = [
     "check_a2c_update",
@@ -82,6 +83,7 @@ __all__ = [
     "check_q_learning_update",
     "check_reinforce_update",
     "check_reward_to_go",
+    "check_rlft_update",
     "check_sac_update",
     "check_sarsa_update",
     "check_store_episode",
