@@ -17,9 +17,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 MAX_STREAMS_PER_CELL = 8  # a few printed lines between plots, e.g. one per seed
 MAX_NOTEBOOK_BYTES = 1_500_000
 MAX_IMAGE_BYTES = 250_000  # a decoded PNG or GIF
-# Notebook 09's committed outputs predate the one-line progress bars and GIF animations; it is
-# re-executed with its RL fine-tuning (issue 17). Strict: the test fails once 09 complies.
-NOT_YET_REEXECUTED = {"09_pusht_bc_her.ipynb"}
 
 
 def _cells(path: Path) -> list[dict]:
@@ -52,10 +49,7 @@ def _problems(path: Path) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param(path, marks=pytest.mark.xfail(strict=True, reason="not re-executed yet"))
-    if path.name in NOT_YET_REEXECUTED else path
-    for path in NOTEBOOKS], ids=lambda path: path.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_committed_outputs_are_tidy_and_small(path: Path):
     problems = _problems(path)
     assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
