@@ -512,7 +512,9 @@ class TrainingRun:
         self._updates: list[dict[str, Any]] = []
         self._recent: deque[float] = deque(self.tracker.history.get("return", [])[-20:], maxlen=20)
         self._best_score, self._best_step, self._best_state = -math.inf, 0, None
-        self._bar = _ProgressLine(self.total_steps, self.step, config.progress)
+        # A loop that counts epochs (BC) shows epochs and no episode return.
+        self._unit = "epoch" if self.tracker.x_label == "epoch" else "step"
+        self._bar = _ProgressLine(self.total_steps, self.step, config.progress, unit=self._unit)
 
     # ------------------------------------------------------------------------- the loop's calls
 
@@ -619,7 +621,9 @@ class TrainingRun:
         self._started = time.perf_counter()
 
     def _postfix(self) -> str:
-        parts = [f"return={np.mean(self._recent):.1f}" if self._recent else "return=-"]
+        parts = []
+        if self._recent or self._unit == "step":
+            parts.append(f"return={np.mean(self._recent):.1f}" if self._recent else "return=-")
         if self.score_key in self.tracker.keys:  # the latest evaluation, as on the live plot
             parts.append(f"{self.score_key.removeprefix('eval_')}(eval)="
                          f"{self.tracker.last(self.score_key):.3g}")

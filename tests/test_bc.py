@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import course_utils.envs  # noqa: F401  (registers PushT)
-from course_utils.agents.bc import BCConfig, BCPolicy, HistoryPolicy, bc_update, dagger, history_space, train
+from course_utils.agents.bc import (BCConfig, BCPolicy, DAggerConfig, HistoryPolicy, bc_update, dagger,
+                                    history_space, train)
 from course_utils.envs.pusht_demos import load_demos
 from course_utils.envs.pusht_eval import evaluate_pusht
 from course_utils.envs.pusht_expert import PushTExpert, evaluate_expert
@@ -262,8 +263,9 @@ def test_dagger_labels_the_learners_states_with_the_expert():
         calls.append(1)
         return bc_update(*args)
 
+    dagger_config = DAggerConfig(**{**dataclasses.asdict(config), "iterations": 1, "episodes": 1})
     obs, actions, tracker = dagger(policy, PushTExpert(), demos.observations[:end], demos.actions[:end],
-                                   config, iterations=1, episodes=1, update=student_update,
+                                   dagger_config, update=student_update,
                                    evaluate=lambda p: {"coverage": 0.5})
     assert len(calls) == -(-(end + 300) // 256)  # one epoch on the aggregate, with the given update
     # An untrained learner never succeeds: a whole 300-step episode of new states was added.
@@ -275,9 +277,9 @@ def test_dagger_labels_the_learners_states_with_the_expert():
     assert np.allclose(actions[end], expert(obs[end]))  # the first new state, labelled by the expert
     assert np.array_equal(obs[:end], demos.observations[:end])
     with pytest.raises(ValueError, match="beta"):
-        dagger(policy, PushTExpert(), obs, actions, config, iterations=1, beta=2.0)
+        dagger(policy, PushTExpert(), obs, actions, dataclasses.replace(dagger_config, beta=2.0))
     with pytest.raises(ValueError, match="episodes"):
-        dagger(policy, PushTExpert(), obs, actions, config, iterations=1, episodes=0)
+        dagger(policy, PushTExpert(), obs, actions, dataclasses.replace(dagger_config, episodes=0))
 
 
 # ------------------------------------------------------------------------- evaluation protocol

@@ -52,7 +52,7 @@ from course_utils.nn import MLPConfig, build_mlp, make_adam
 from course_utils.tracking import TrainConfig, Tracker, TrainingRun
 from course_utils.validation import check_int
 
-__all__ = ["BCConfig", "BCPolicy", "HistoryPolicy", "bc_update", "dagger", "history_space", "train"]
+__all__ = ["BCConfig", "BCPolicy", "DAggerConfig", "HistoryPolicy", "bc_update", "dagger", "history_space", "train"]
 
 # An action frame maps observations (B, n) to an origin (B, d) and a rotation (B, d, d).
 ActionFrame = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -283,14 +283,22 @@ def train(policy: BCPolicy, observations: Any, actions: Any, config: Optional[BC
 # -------------------------------------------------------------------------------------- DAgger
 
 
-def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, config: BCConfig,
-           iterations: int, episodes: int = 20, beta: float = 0.0, update: Update = bc_update,
-           evaluate: Optional[Callable[[BCPolicy], dict[str, float]]] = None,
+@dataclass
+class DAggerConfig(BCConfig):
+    """BC's settings for the training of every DAgger iteration (``epochs`` each), and DAgger's."""
+
+    iterations: int = 4
+    episodes: int = 20  # learner episodes labelled by the expert per iteration
+    beta: float = 0.0  # the probability of acting with the expert instead of the learner
+
+
+def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, config: DAggerConfig,
+           update: Update = bc_update, evaluate: Optional[Callable[[BCPolicy], dict[str, float]]] = None,
            env_id: str = "course_utils/PushT-v0") -> tuple[np.ndarray, np.ndarray, Tracker]:
     """DAgger from ``policy`` (already trained by BC on ``observations``, ``actions``).
 
-    Each iteration runs ``episodes`` episodes (reset seeds ``10_000 + config.seed + j``, apart
-    from the evaluation seeds 0–49), acting with the expert with probability ``beta`` and with
+    Each of ``config.iterations`` iterations runs ``config.episodes`` episodes (reset seeds ``10_000 + config.seed + j``, apart
+    from the evaluation seeds 0–49), acting with the expert with probability ``config.beta`` and with
     the learner otherwise (β = 0, the usual choice after BC), labels every visited state with
     ``expert(state)``, then trains ``policy`` ``config.epochs`` more epochs on all the data
     (``train`` with ``update``, the schedule restarting at every iteration). The expert needs
@@ -301,8 +309,9 @@ def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, confi
     """
     import course_utils.envs  # noqa: F401  (registers the environments)
 
-    iterations = check_int("iterations", iterations, minimum=0)
-    episodes = check_int("episodes", episodes)
+    iterations = check_int("iterations", config.iterations, minimum=0)
+    episodes = check_int("episodes", config.episodes)
+    beta = config.beta
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
     all_obs, all_act = [np.asarray(observations, np.float64)], [np.asarray(actions, np.float64)]
