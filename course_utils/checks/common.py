@@ -19,10 +19,11 @@ import importlib
 import random
 import sys
 import types
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
+from torch import nn
 
 Fn = Callable[..., Any]
 Check = TypeVar("Check", bound=Callable[..., Any])
@@ -215,6 +216,43 @@ def expect_tensors_unchanged(function: str, inputs: dict[str, torch.Tensor],
         if not torch.equal(tensor.detach(), copies[argument]):
             raise AssertionError(f"{function} modified its input {argument} in place; compute a "
                                  "new tensor (the batch or rollout must stay as it was collected).")
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s state (parameters and buffers), to compare after later updates."""
+    return {name: value.detach().clone() for name, value in module.state_dict().items()}
+
+
+def first_difference(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor],
+                     names: dict[str, str]) -> Optional[str]:
+    """The first entry of ``expected`` that ``state`` does not match, named by ``names`` (the
+    state key's first component → a network's name, else the key); None if all match."""
+    for key, value in expected.items():
+        if not torch.allclose(state[key].double(), value.double(), rtol=1e-4, atol=1e-6):
+            return names.get(key.split(".")[0], key)
+    return None
+
+
+def expect_update_metrics(result: Any, expected: dict[str, torch.Tensor], keys: Sequence[str],
+                          call: str, hint: Callable[[str, float], str]) -> None:
+    """An update step's returned metrics ``result`` is a dict holding, for each of ``keys`` that
+    ``expected`` (the reference's metrics) holds, a scalar close to it; ``hint(key, expected
+    value)`` explains a wrong value."""
+    if not isinstance(result, dict):
+        raise AssertionError(f"{call} returned {type(result).__name__}; expected a dict of "
+                             "metrics such as {'critic_loss': critic_loss.detach(), …}.")
+    for key in keys:
+        if key not in expected:
+            continue
+        if key not in result:
+            raise AssertionError(f"{call} returned no {key!r}; expected the metrics "
+                                 f"{sorted(expected)}.")
+        value = torch.as_tensor(result[key]).detach().double().cpu()
+        want = float(expected[key])
+        if value.shape != () or not torch.allclose(value, torch.tensor(want, dtype=torch.float64),
+                                                   rtol=1e-4, atol=1e-5):
+            shown = f"{float(value):.5f}" if value.numel() == 1 else fmt(value)
+            raise AssertionError(f"{call}: {key} = {shown}; expected {want:.5f}. {hint(key, want)}")
 
 
 def passed(name: str, n_cases: int) -> None:

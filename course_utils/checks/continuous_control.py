@@ -21,7 +21,8 @@ from torch import nn
 
 from course_utils.buffers import ReplayBatch
 from course_utils.checks.common import (call, expect_close, expect_tensor,
-                                        expect_tensors_unchanged, fmt, Fn, passed, references)
+                                        expect_tensors_unchanged, expect_update_metrics,
+                                        first_difference, fmt, Fn, passed, references, snapshot)
 from course_utils.device import get_device
 from course_utils.nn import polyak_update
 
@@ -450,10 +451,6 @@ def _sgd_agent(make_agent: Callable[[], nn.Module]) -> nn.Module:
     return agent
 
 
-def _snapshot(agent: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in agent.state_dict().items()}
-
-
 def _run(update: Fn, make_agent: Callable[[], nn.Module], config: Any, n_calls: int,
          name: Optional[str] = None) -> tuple[list[dict[str, torch.Tensor]], list[Any], nn.Module]:
     """The agent's state and the returned metrics after each of ``n_calls`` updates; the
@@ -465,17 +462,9 @@ def _run(update: Fn, make_agent: Callable[[], nn.Module], config: Any, n_calls: 
         for _ in range(n_calls):
             result = call(update, name, agent, batch, config) if name else update(agent, batch,
                                                                                    config)
-            states.append(_snapshot(agent))
+            states.append(snapshot(agent))
             metrics.append(result)
     return states, metrics, agent
-
-
-def _first_difference(state: dict[str, torch.Tensor],
-                      expected: dict[str, torch.Tensor]) -> Optional[str]:
-    for key, value in expected.items():
-        if not torch.allclose(state[key].double(), value.double(), rtol=1e-4, atol=1e-6):
-            return _NETWORKS.get(key.split(".")[0], key)
-    return None
 
 
 def _check_update(fn: Fn, name: str, reference: Fn, make_agent: Callable[[], nn.Module],
@@ -502,25 +491,11 @@ def _check_update(fn: Fn, name: str, reference: Fn, make_agent: Callable[[], nn.
     expected_states, expected_metrics, _ = _run(reference, make_agent, config, _CALLS)
     for call_index in range(_CALLS):
         shown = f"{name}(agent, batch, config), call {call_index + 1} of {_CALLS} on the same batch"
-        result = metrics[call_index]
-        if not isinstance(result, dict):
-            raise AssertionError(f"{shown} returned {type(result).__name__}; expected a dict of "
-                                 "metrics such as {'critic_loss': critic_loss.detach(), …}.")
-        for key in losses:
-            if key not in expected_metrics[call_index]:
-                continue
-            if key not in result:
-                raise AssertionError(f"{shown} returned no {key!r}; expected the metrics "
-                                     f"{sorted(expected_metrics[call_index])}.")
-            value = torch.as_tensor(result[key]).detach().double().cpu()
-            want = expected_metrics[call_index][key].double().cpu()
-            if value.shape != () or not torch.allclose(value, want, rtol=1e-4, atol=1e-5):
-                hint = _diagnose_update(states[call_index], call_index, make_agent, config,
-                                        mistakes, f"the {key} must be {float(want):.5f}")
-                shown_value = f"{float(value):.5f}" if value.numel() == 1 else fmt(value)
-                raise AssertionError(f"{shown}: {key} = {shown_value}; expected "
-                                     f"{float(want):.5f}. {hint}")
-        different = _first_difference(states[call_index], expected_states[call_index])
+        expect_update_metrics(
+            metrics[call_index], expected_metrics[call_index], losses, shown,
+            lambda key, want: _diagnose_update(states[call_index], call_index, make_agent, config,
+                                               mistakes, f"the {key} must be {want:.5f}"))
+        different = first_difference(states[call_index], expected_states[call_index], _NETWORKS)
         if different is not None:
             hint = _diagnose_update(states[call_index], call_index, make_agent, config, mistakes,
                                     "compare your steps with the equations above")
@@ -537,7 +512,7 @@ def _diagnose_update(state: dict[str, torch.Tensor], call_index: int,
             wrong_states, _, _ = _run(mistake, make_agent, config, call_index + 1)
         except RuntimeError:
             continue
-        if _first_difference(state, wrong_states[call_index]) is None:
+        if first_difference(state, wrong_states[call_index], _NETWORKS) is None:
             return hint
     return default[0].upper() + default[1:] + "."
 

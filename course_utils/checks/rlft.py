@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.buffers import ReplayBatch
-from course_utils.checks.common import (call, expect_tensors_unchanged, Fn, passed,
-                                        references)
+from course_utils.checks.common import (call, expect_tensors_unchanged, expect_update_metrics,
+                                        first_difference, Fn, passed, references, snapshot)
 from course_utils.nn import polyak_update
 
 __all__ = ["check_rlft_update"]
@@ -128,10 +128,6 @@ def _clone(batch: ReplayBatch) -> ReplayBatch:
     return ReplayBatch(*(getattr(batch, field).clone() for field in _FIELDS))
 
 
-def _snapshot(agent: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.detach().clone() for name, value in agent.state_dict().items()}
-
-
 def _run(update: Fn, config: Any, schedule: Sequence[tuple[int, bool]],
          name: Optional[str] = None) -> tuple[list[dict[str, torch.Tensor]], list[Any], list[int],
                                               nn.Module, list[ReplayBatch], list[ReplayBatch]]:
@@ -149,18 +145,10 @@ def _run(update: Fn, config: Any, schedule: Sequence[tuple[int, bool]],
             batch = batches[index]
             result = call(update, name, agent, batch, config) if name else update(agent, batch,
                                                                                    config)
-            states.append(_snapshot(agent))
+            states.append(snapshot(agent))
             metrics.append(result)
             counts.append(agent.updates)
     return states, metrics, counts, agent, batches, copies
-
-
-def _first_difference(state: dict[str, torch.Tensor],
-                      expected: dict[str, torch.Tensor]) -> Optional[str]:
-    for key, value in expected.items():
-        if not torch.allclose(state[key].double(), value.double(), rtol=1e-4, atol=1e-6):
-            return _NETWORKS.get(key.split(".")[0], key)
-    return None
 
 
 # ------------------------------------------------------------------------------ the mistakes
@@ -347,7 +335,7 @@ def _diagnose(state: dict[str, torch.Tensor], call_index: int, config: Any,
             wrong_states = _run(_rlft_variant(mistake), config, schedule[:call_index + 1])[0]
         except RuntimeError:
             continue
-        if _first_difference(state, wrong_states[call_index]) is None:
+        if first_difference(state, wrong_states[call_index], _NETWORKS) is None:
             return hint
     return default
 
@@ -383,30 +371,16 @@ def _compare(fn: Fn, name: str, config: Any, schedule: Sequence[tuple[int, bool]
     expected_states, expected_metrics, expected_counts = _run(rlft_update, config, schedule)[:3]
     for call_index in range(len(schedule)):
         shown = f"{name}(agent, batch, config), {_describe(schedule, call_index, config)}"
-        result = metrics[call_index]
-        if not isinstance(result, dict):
-            raise AssertionError(f"{shown} returned {type(result).__name__}; expected a dict of "
-                                 "metrics such as {'critic_loss': critic_loss.detach(), …}.")
-        for key in ("critic_loss", "actor_loss"):
-            if key not in expected_metrics[call_index]:
-                continue
-            if key not in result:
-                raise AssertionError(f"{shown} returned no {key!r}; expected the metrics "
-                                     f"{sorted(expected_metrics[call_index])}.")
-            value = torch.as_tensor(result[key]).detach().double().cpu()
-            want = expected_metrics[call_index][key].double().cpu()
-            if value.shape != () or not torch.allclose(value, want, rtol=1e-4, atol=1e-5):
-                hint = _diagnose(states[call_index], call_index, config, schedule,
-                                 f"The {key} must be {float(want):.5f}.")
-                shown_value = f"{float(value):.5f}" if value.numel() == 1 else f"shape {tuple(value.shape)}"
-                raise AssertionError(f"{shown}: {key} = {shown_value}; expected "
-                                     f"{float(want):.5f}. {hint}")
+        expect_update_metrics(
+            metrics[call_index], expected_metrics[call_index], ("critic_loss", "actor_loss"), shown,
+            lambda key, want: _diagnose(states[call_index], call_index, config, schedule,
+                                        f"The {key} must be {want:.5f}."))
         if counts[call_index] != expected_counts[call_index]:
             raise AssertionError(
                 f"{shown}: agent.updates is {counts[call_index]} after the call; expected "
                 f"{expected_counts[call_index]}. It counts the critic updates: add 1 at every "
                 "call (agent.updates += 1, after the critics' step); the policy delay reads it.")
-        different = _first_difference(states[call_index], expected_states[call_index])
+        different = first_difference(states[call_index], expected_states[call_index], _NETWORKS)
         if different is not None:
             hint = _diagnose(states[call_index], call_index, config, schedule,
                              "Compare your steps with the equations above.")
