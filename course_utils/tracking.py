@@ -486,12 +486,14 @@ class TrainingRun:
             from its last ``env_steps``.
         score_key: the evaluation metric that ``solved_at`` and ``keep_best`` use.
         plot_keys: the metrics of the live plot.
+        unit: what one step of the budget is, as the progress bar says it; a loop whose steps
+            are not environment steps ("epoch": BC) shows no episode return.
     """
 
     def __init__(self, config: TrainConfig, agent: Any = None,
                  evaluate: Optional[Callable[[], dict[str, float]]] = None,
                  tracker: Optional[Tracker] = None, score_key: str = "eval_return",
-                 plot_keys: Sequence[str] = ("return", "eval_return")) -> None:
+                 plot_keys: Sequence[str] = ("return", "eval_return"), unit: str = "step") -> None:
         self.total_steps = check_int("total_steps", config.total_steps, minimum=0)
         for name in ("eval_every", "log_every", "live_plot_every"):
             check_int(name, getattr(config, name), minimum=0)
@@ -512,9 +514,8 @@ class TrainingRun:
         self._updates: list[dict[str, Any]] = []
         self._recent: deque[float] = deque(self.tracker.history.get("return", [])[-20:], maxlen=20)
         self._best_score, self._best_step, self._best_state = -math.inf, 0, None
-        # A loop that counts epochs (BC) shows epochs and no episode return.
-        self._unit = "epoch" if self.tracker.x_label == "epoch" else "step"
-        self._bar = _ProgressLine(self.total_steps, self.step, config.progress, unit=self._unit)
+        self._unit = unit
+        self._bar = _ProgressLine(self.total_steps, self.step, config.progress, unit=unit)
 
     # ------------------------------------------------------------------------- the loop's calls
 

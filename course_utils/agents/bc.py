@@ -52,7 +52,8 @@ from course_utils.nn import MLPConfig, build_mlp, make_adam
 from course_utils.tracking import TrainConfig, Tracker, TrainingRun
 from course_utils.validation import check_int
 
-__all__ = ["BCConfig", "BCPolicy", "DAggerConfig", "HistoryPolicy", "bc_update", "dagger", "history_space", "train"]
+__all__ = ["BCConfig", "BCPolicy", "DAggerConfig", "HistoryPolicy", "bc_update", "dagger",
+           "history_space", "train"]
 
 # An action frame maps observations (B, n) to an origin (B, d) and a rotation (B, d, d).
 ActionFrame = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -264,7 +265,7 @@ def train(policy: BCPolicy, observations: Any, actions: Any, config: Optional[BC
     tracker = tracker if tracker is not None else Tracker(x_label="epoch")
     evaluation = (lambda: evaluate(policy)) if evaluate is not None else None
     with TrainingRun(run_config, policy, evaluation, tracker, score_key=config.score_key,
-                     plot_keys=("loss", config.score_key)) as run:
+                     plot_keys=("loss", config.score_key), unit="epoch") as run:
         generator = torch.Generator()
         while not run.finished:
             # Seeded by the epoch, so that a continued run shuffles as the uninterrupted one would.
@@ -293,13 +294,14 @@ class DAggerConfig(BCConfig):
 
 
 def dagger(policy: BCPolicy, expert: Any, observations: Any, actions: Any, config: DAggerConfig,
-           update: Update = bc_update, evaluate: Optional[Callable[[BCPolicy], dict[str, float]]] = None,
+           update: Update = bc_update,
+           evaluate: Optional[Callable[[BCPolicy], dict[str, float]]] = None,
            env_id: str = "course_utils/PushT-v0") -> tuple[np.ndarray, np.ndarray, Tracker]:
     """DAgger from ``policy`` (already trained by BC on ``observations``, ``actions``).
 
-    Each of ``config.iterations`` iterations runs ``config.episodes`` episodes (reset seeds ``10_000 + config.seed + j``, apart
-    from the evaluation seeds 0–49), acting with the expert with probability ``config.beta`` and with
-    the learner otherwise (β = 0, the usual choice after BC), labels every visited state with
+    Each of ``config.iterations`` iterations runs ``config.episodes`` episodes (reset seeds
+    ``10_000 + config.seed + j``, apart from the evaluation seeds 0–49), acting with the expert
+    with probability ``config.beta`` and with the learner otherwise (β = 0, the usual choice after BC), labels every visited state with
     ``expert(state)``, then trains ``policy`` ``config.epochs`` more epochs on all the data
     (``train`` with ``update``, the schedule restarting at every iteration). The expert needs
     ``reset()`` and ``expert(obs)``; it is called in every visited state, also where the learner
