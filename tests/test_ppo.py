@@ -29,6 +29,7 @@ BOX4 = gym.spaces.Box(-5.0, 5.0, (4,))
     ("gamma", 1.5, "gamma must be in [0, 1]"),
     ("gae_lambda", -0.1, "gae_lambda must be in [0, 1]"),
     ("target_kl", 0.0, "target_kl must be positive or None"),
+    ("state_dependent_every", -1, "state_dependent_every must be an int >= 0"),
 ])
 def test_config_names_the_bad_field(field, value, message):
     with pytest.raises(ValueError, match=re.escape(message)):
@@ -74,6 +75,50 @@ def test_gaussian_actor_critic_scores_the_sample_it_stores():
     # Entropy of a diagonal Gaussian: Σ_j (log σ_j + ½ log 2πe), the same in every state.
     assert torch.allclose(entropy, torch.full((6,), 2 * (-1.0 + 0.5 * math.log(2 * math.pi * math.e))))
     assert model.greedy_action(np.zeros(4, dtype=np.float32)).shape == (2,)
+
+
+def test_state_dependent_noise_is_phi_times_w_held_until_redrawn_and_scored():
+    torch.manual_seed(0)
+    config = PPOConfig(size=8, initial_log_std=-1.0, state_dependent_every=4)
+    model = ActorCritic(BOX4, gym.spaces.Box(-1.0, 1.0, (2,)), config, device="cpu")
+    assert model.log_std.shape == (8, 2)  # one σ per (feature, action dimension)
+    observations = torch.randn(3, 4)
+    model.resample_exploration(3)
+    actions, log_probs, _ = model.act(observations)
+    again, _, _ = model.act(observations)
+    assert torch.equal(actions, again)  # W is held between draws: same state, same action
+    features = model.actor[:-2](observations)  # φ(s): the last hidden layer
+    mean = model.actor[-2:](features)
+    noise = torch.einsum("nf,nfd->nd", features, model.exploration)
+    assert torch.allclose(actions, mean + noise, atol=1e-6)
+    # a_i ~ N(μ_i(s), Σ_j φ_j(s)² σ_ji²): the log-probability act stores and evaluate recomputes.
+    std = torch.sqrt(features ** 2 @ torch.full((8, 2), math.exp(-2.0)) + 1e-6)
+    expected = torch.distributions.Normal(mean, std).log_prob(actions).sum(-1)
+    assert torch.allclose(log_probs, expected, atol=1e-5)
+    assert torch.allclose(model.action_std(observations), std, atol=1e-6)
+    new_log_probs, _, _ = model.evaluate(observations, actions)
+    assert torch.allclose(new_log_probs, expected, atol=1e-5)
+    new_log_probs.sum().backward()
+    assert model.log_std.grad.abs().sum() > 0
+    model.resample_exploration(3)
+    assert not torch.equal(model.act(observations)[0], actions)
+    # Over many draws of W, φ(s) W has that variance.
+    draws = torch.distributions.Normal(0.0, model.log_std.exp().detach()).sample((20_000,))
+    samples = torch.einsum("f,nfd->nd", features[0].detach(), draws)
+    assert torch.allclose(samples.var(0), std[0].detach() ** 2, rtol=0.05)
+
+
+def test_state_dependent_noise_needs_a_hidden_layer_and_is_redrawn_every_k_steps(monkeypatch):
+    with pytest.raises(ValueError, match="n_layers must be ≥ 1"):
+        PPOConfig(n_layers=0, state_dependent_every=4)
+    draws = []
+    original = ActorCritic.resample_exploration
+    monkeypatch.setattr(ActorCritic, "resample_exploration",
+                        lambda self, n: (draws.append(n), original(self, n)))
+    config = PPOConfig(total_steps=64, n_envs=2, n_steps=32, batch_size=32, n_epochs=1,
+                       state_dependent_every=8, progress=False, size=8)
+    model, _ = train("Pendulum-v1", config, device="cpu")
+    assert draws == [2] * 4 and model.exploration.shape == (2, 8, 1)  # t = 0, 8, 16, 24
 
 
 @pytest.mark.parametrize("observation_space, action_space, message", [
@@ -251,3 +296,13 @@ def test_ppo_solves_cartpole_with_the_benchmark_settings():
                        batch_size=256, progress=False)
     _, tracker = train("CartPole-v1", config, device="cpu")
     assert tracker.last("eval_return") >= 475 and tracker.last("env_steps") <= 30_000
+
+
+def test_ppo_with_state_dependent_noise_solves_pendulum_with_the_benchmark_settings():
+    settings = dict(n_envs=8, n_steps=128, normalize_reward=True, normalize_observations=True,
+                    learning_rate=1e-3, gamma=0.9, gae_lambda=0.95, n_epochs=10, batch_size=64,
+                    state_dependent_every=4)
+    config = PPOConfig(total_steps=20_000, seed=1, eval_every=1_000, solved_at=-200,
+                       progress=False, **settings)
+    _, tracker = train("Pendulum-v1", config, device="cpu")
+    assert tracker.last("eval_return") >= -200 and tracker.last("env_steps") <= 20_000

@@ -52,6 +52,9 @@ class PPOConfig(TrainConfig):
     n_layers: int = 2  # hidden layers of actor and critic
     size: int = 64  # units per hidden layer (tanh)
     initial_log_std: float = 0.0  # the Gaussian's log σ at the start (Box actions)
+    # gSDE (Box actions): noise φ(s)·W from the actor's last hidden features, W redrawn every
+    # this many steps; 0 keeps state-independent noise
+    state_dependent_every: int = 0
     learning_rate: float = 3e-4
     anneal_lr: bool = False  # decay the learning rate linearly to 0 over total_steps
     gamma: float = 0.99
@@ -67,8 +70,12 @@ class PPOConfig(TrainConfig):
     log_every: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("n_envs", "n_steps", "n_layers", "size", "n_epochs", "batch_size"):
-            check_int(name, getattr(self, name), minimum=0 if name == "n_layers" else 1)
+        for name in ("n_envs", "n_steps", "n_layers", "size", "n_epochs", "batch_size",
+                     "state_dependent_every"):
+            check_int(name, getattr(self, name),
+                      minimum=0 if name in ("n_layers", "state_dependent_every") else 1)
+        if self.state_dependent_every and not self.n_layers:
+            raise ValueError("state_dependent_every needs hidden features: n_layers must be ≥ 1")
         for name in ("learning_rate", "clip", "max_grad_norm"):
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -115,6 +122,9 @@ class ActorCritic(nn.Module):
     Discrete actions: ``π_θ(·|s) = Categorical(logits = actor(s))``. A one-dimensional Box:
     the diagonal Gaussian ``N(actor(s), diag(σ²))`` with a learned, state-independent ``log σ``;
     the sample itself is stored and scored, the environment receives it clipped to the Box.
+    With ``state_dependent_every`` (gSDE, Raffin et al. 2022), ``log σ`` is ``(features, d)``
+    and the noise is ``φ(s) W``, ``φ(s)`` the actor's last hidden layer and ``W_ji ~ N(0, σ_ji²)``
+    held for several steps: ``a_i ~ N(actor(s)_i, Σ_j φ_j(s)² σ_ji²)``, a smoother exploration.
     """
 
     def __init__(self, observation_space: gym.Space, action_space: gym.Space, config: PPOConfig,
@@ -131,9 +141,12 @@ class ActorCritic(nn.Module):
         n_outputs = flat_size(action_space, "action_space")  # refuses other action spaces
         hidden = dict(n_layers=config.n_layers, size=config.size, activation="tanh")
         self.actor = build_mlp(MLPConfig(self.observation_size, n_outputs, **hidden), self.device)
+        self.state_dependent = bool(config.state_dependent_every) and not self.discrete
         if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((n_outputs,), config.initial_log_std,
+            shape = (config.size, n_outputs) if self.state_dependent else (n_outputs,)
+            self.log_std = nn.Parameter(torch.full(shape, config.initial_log_std,
                                                    device=self.device))
+            self.exploration: Optional[torch.Tensor] = None  # gSDE's W, (N, features, d)
         self.critic = build_mlp(MLPConfig(self.observation_size, 1, **hidden), self.device)
         orthogonal_init(self.actor, last_gain=0.01)
         orthogonal_init(self.critic, last_gain=1.0)
@@ -148,11 +161,24 @@ class ActorCritic(nn.Module):
                              f"got shape {tuple(x.shape)}")
         return self.obs_norm(x) if self.obs_norm is not None else x
 
-    def _distribution(self, x: torch.Tensor) -> Distribution:
+    def _distribution(self, x: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        """``π_θ(·|s)``, and ``φ(s)``: the actor's last hidden layer (the input of its last Linear)."""
+        features = self.actor[:-2](x)
+        out = self.actor[-2:](features)
         if self.discrete:
-            return Categorical(logits=self.actor(x), validate_args=False)
+            return Categorical(logits=out, validate_args=False), features
+        if self.state_dependent:  # SB3's choice: the variance does not train φ (detached)
+            std = torch.sqrt(features.detach() ** 2 @ self.log_std.exp() ** 2 + 1e-6)
+        else:
+            std = self.log_std.exp()
         # Independent(…, 1) sums the log-densities of the d dimensions: a diagonal Gaussian.
-        return Independent(Normal(self.actor(x), self.log_std.exp(), validate_args=False), 1)
+        return Independent(Normal(out, std, validate_args=False), 1), features
+
+    @torch.no_grad()
+    def resample_exploration(self, n: int) -> None:
+        """gSDE: draw a new ``W ~ N(0, σ²)`` ``(features, d)`` for each of ``n`` environments."""
+        if self.state_dependent:
+            self.exploration = Normal(0.0, self.log_std.exp()).sample((n,))
 
     def value(self, observations: Any) -> torch.Tensor:
         """``V_φ(s)`` for observations ``(B, obs_size)``: ``(B,)``."""
@@ -163,8 +189,13 @@ class ActorCritic(nn.Module):
         """For observations ``(N, obs_size)``: sampled actions ``(N,)`` or ``(N, d)`` (unclipped),
         their ``log π_θ(a|s)`` ``(N,)`` and ``V_φ(s)`` ``(N,)``."""
         x = self._inputs(observations)
-        distribution = self._distribution(x)
-        actions = distribution.sample()
+        distribution, features = self._distribution(x)
+        if not self.state_dependent:
+            actions = distribution.sample()
+        else:  # a = μ(s) + φ(s) W, each environment with its own W
+            if self.exploration is None or len(self.exploration) != len(x):
+                self.resample_exploration(len(x))
+            actions = distribution.mean + torch.einsum("nf,nfd->nd", features, self.exploration)
         return actions, distribution.log_prob(actions), self.critic(x).squeeze(-1)
 
     def evaluate(self, observations: torch.Tensor, actions: torch.Tensor
@@ -172,8 +203,13 @@ class ActorCritic(nn.Module):
         """``log π_θ(a|s)``, the entropy ``H[π_θ(·|s)]`` and ``V_φ(s)``, each ``(B,)``, with
         gradients: what the update needs for a minibatch."""
         x = self._inputs(observations)
-        distribution = self._distribution(x)
+        distribution, _ = self._distribution(x)
         return distribution.log_prob(actions), distribution.entropy(), self.critic(x).squeeze(-1)
+
+    @torch.no_grad()
+    def action_std(self, observations: Any) -> torch.Tensor:
+        """The Gaussian's σ ``(B, d)`` in the states ``(B, obs_size)`` (without gSDE, everywhere σ)."""
+        return self._distribution(self._inputs(observations))[0].base_dist.scale
 
     @torch.no_grad()
     def greedy_action(self, observation: np.ndarray) -> Any:
@@ -293,6 +329,8 @@ def train(env_id: str, config: PPOConfig, update: UpdateFn = ppo_update,
         while not run.finished:
             episodes = []
             for t in range(T):
+                if config.state_dependent_every and t % config.state_dependent_every == 0:
+                    model.resample_exploration(N)
                 observations_t[t] = torch.as_tensor(observations, device=device)
                 actions, log_probs_t[t], values_t[t] = model.act(observations_t[t])
                 actions_t[t] = actions
