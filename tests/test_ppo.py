@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.agents.ppo import (ActorCritic, PPOConfig, Rollout, RunningNorm, ppo_update,
-                                     train)
+from course_utils.agents.ppo import ActorCritic, PPOConfig, Rollout, ppo_update, train
+from course_utils.nn import RunningNorm
 
 BOX4 = gym.spaces.Box(-5.0, 5.0, (4,))
 

@@ -33,7 +33,8 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from course_utils.device import get_device, set_seed
 from course_utils.envs.vector import make_vector_env
-from course_utils.nn import MLPConfig, build_mlp, flat_size, make_adam, orthogonal_init
+from course_utils.nn import (MLPConfig, RunningNorm, build_mlp, flat_size, make_adam,
+                             orthogonal_init)
 from course_utils.returns import gae
 from course_utils.tracking import Tracker, TrainConfig, TrainingRun
 from course_utils.trajectory import evaluate
@@ -87,33 +88,6 @@ class PPOConfig(TrainConfig):
 
 
 # ------------------------------------------------------------------------------- networks
-
-
-class RunningNorm(nn.Module):
-    """Standardises observations, ``clip((o − μ) / σ, ±10)``, with running statistics. They are
-    buffers (saved with the model, on its device) and change only between rollouts, so that the
-    log-probabilities stored while acting and those of the update see the same inputs."""
-
-    def __init__(self, size: int, device: torch.device) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(size, device=device))
-        self.register_buffer("var", torch.ones(size, device=device))
-        self.register_buffer("count", torch.tensor(1e-4, device=device))
-
-    @torch.no_grad()
-    def update(self, observations: torch.Tensor) -> None:
-        """Merge the moments of a batch ``(B, size)`` (Chan et al.'s parallel algorithm)."""
-        batch_mean, batch_var = observations.mean(0), observations.var(0, unbiased=False)
-        batch_count = observations.shape[0]
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        self.var.copy_((self.var * self.count + batch_var * batch_count
-                        + delta ** 2 * self.count * batch_count / total) / total)
-        self.mean.add_(delta * batch_count / total)
-        self.count.copy_(total)
-
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        return torch.clamp((observations - self.mean) / torch.sqrt(self.var + 1e-8), -10.0, 10.0)
 
 
 class ActorCritic(nn.Module):
