@@ -162,3 +162,45 @@ def test_rlft_on_pusht_reports_the_success_rate_and_the_bc_starting_point(tmp_pa
     assert result["solved"] is False and 0 <= result["score"] <= result["bc_success_rate"] + 0.1
     assert 0 <= result["mean_max_coverage"] <= 1 and 0 <= result["bc_mean_max_coverage"] <= 1
     assert result["bc_seconds"] == 0 and result["validation_steps"] == [40]
+
+
+def test_pusht_from_scratch_reports_the_success_rate_and_whether_it_learned():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "pusht_from_scratch.py"), "--reward", "shaped",
+         "--budget", "1024", "--n-envs", "2", "--seed", "0"],
+        capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert (result["algo"], result["env"], result["seed"]) == (
+        "ppo-scratch", "course_utils/RelativePushTShaped-v0", 0)
+    # Two rollouts of 2 x 256 steps: far too few to learn to push the T home.
+    assert result["env_steps"] == 1024 and result["solved"] is False and result["success_rate"] == 0
+    assert 0 <= result["score"] < 0.9 and result["n_envs"] == 2
+    assert result["first_100_return"] == result["last_100_return"]  # the same two episodes
+
+
+def test_pusht_from_scratch_refuses_a_budget_that_finishes_no_episode():
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "pusht_from_scratch.py"), "--budget", "500", "--n-envs", "2"],
+        capture_output=True, text=True, timeout=120)
+    assert completed.returncode != 0 and "--budget 500 is too small" in completed.stderr
+
+
+def test_notebook_09_plots_the_benchmark_s_own_rlft_numbers():
+    # Notebook 09 cannot afford three seeds of RL fine-tuning, so it plots the numbers that
+    # solve.py rlft wrote to results.jsonl; they must be the latest line of each seed.
+    import ast
+
+    notebook = json.loads((BENCHMARKS.parent / "notebooks" / "09_pusht_bc_her.ipynb").read_text())
+    source = next("".join(cell["source"]) for cell in notebook["cells"]
+                  if "BENCHMARK_RLFT = " in "".join(cell["source"]))
+    plotted = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
+               if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+               and node.targets[0].id in ("BENCHMARK_STEPS", "BENCHMARK_RLFT")}
+    lines = [json.loads(line) for line in (BENCHMARKS / "results.jsonl").read_text().splitlines()]
+    latest = {line["seed"]: line for line in lines
+              if line["algo"] == "rlft" and line["env"] == "course_utils/PushT-v0"}
+    assert set(plotted["BENCHMARK_RLFT"]) == set(latest) == {0, 1, 2}
+    for seed, (curve, bc_rate, rl_rate) in plotted["BENCHMARK_RLFT"].items():
+        assert latest[seed]["validation_steps"] == plotted["BENCHMARK_STEPS"]
+        assert (curve, bc_rate, rl_rate) == (latest[seed]["validation_success"],
+                                             latest[seed]["bc_success_rate"], latest[seed]["score"])

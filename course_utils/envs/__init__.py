@@ -66,6 +66,18 @@ if GOAL_PUSHT_ID not in gymnasium.registry:
     gymnasium.register(id=GOAL_PUSHT_ID, entry_point="course_utils.envs.pusht:GoalPushTEnv",
                        max_episode_steps=300)
 
+# Notebook 09, section 2: PushT for PPO from scratch (scaled observations, moves relative to the
+# pusher; course_utils.envs.pusht_relative), with PushT's reward and with the shaped one. The
+# wrapped PushT-v0 keeps its 300-step limit.
+__all__ += ["RELATIVE_PUSHT_IDS"]
+
+RELATIVE_PUSHT_IDS = {"coverage": "course_utils/RelativePushT-v0",
+                      "shaped": "course_utils/RelativePushTShaped-v0"}
+for _reward, _env_id in RELATIVE_PUSHT_IDS.items():
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point="course_utils.envs.pusht_relative:RelativePushT",
+                           kwargs={"reward": _reward})
+
 # Notebook 09: the bit-flipping task of Hindsight Experience Replay, with the goal interface of
 # gymnasium-robotics (its episode length is n_bits, so the environment truncates itself).
 from course_utils.envs.bitflip import BitFlipEnv  # noqa: E402
