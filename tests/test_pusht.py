@@ -59,6 +59,21 @@ def test_passes_gymnasium_checker(obs_type):
     check_env(PushTEnv(obs_type=obs_type, render_mode="rgb_array", render_size=64), skip_render_check=True)
 
 
+@pytest.mark.parametrize("obs_type", ["state", "keypoints"])
+def test_observations_lie_in_the_observation_space(obs_type):
+    # check_env resets once, unseeded; these resets include T's that stick out of the workspace
+    # (seed 56: a corner at x = -16), which a [0, 512] keypoint box did not contain.
+    env = PushTEnv(obs_type=obs_type)
+    actions = np.random.default_rng(0).uniform(0, 512, size=(20, 2))
+    for seed in [43, 56, 60, *range(300)]:
+        observation, _ = env.reset(seed=seed)
+        assert env.observation_space.contains(observation), (seed, observation)
+        if seed % 30 == 0:  # and after pushes
+            for action in actions:
+                observation = env.step(action)[0]
+                assert env.observation_space.contains(observation), (seed, observation)
+
+
 def test_goal_env_passes_gymnasium_checker():
     check_env(GoalPushTEnv(), skip_render_check=True)
 

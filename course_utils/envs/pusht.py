@@ -20,7 +20,10 @@ Actions outside the box are clipped to it; a wrong shape or a NaN raises ValueEr
 - ``"state"`` (default): ``[agent_x, agent_y, block_x, block_y, block_angle]``, shape ``(5,)``;
   ``block_x, block_y`` is the block's origin (not its centre of mass), the angle is in [0, 2π).
 - ``"keypoints"``: the 8 corners of the T (see :func:`t_keypoints`) then the agent's position,
-  ``[x0, y0, …, x7, y7, agent_x, agent_y]``, shape ``(18,)``.
+  ``[x0, y0, …, x7, y7, agent_x, agent_y]``, shape ``(18,)``. A corner can lie outside the
+  workspace (a T drawn at reset near a wall sticks out of it in about 2 % of resets), so the
+  corners' bounds reach ``KEYPOINT_REACH`` (121 px, a corner's largest distance from the origin)
+  beyond it.
 - ``"pixels"``: ``{"pixels": (96, 96, 3) uint8, "agent_pos": (2,)}``, the scene as drawn by
   :meth:`PushTEnv.render` at 96 × 96 (``observation_width``/``observation_height``).
 
@@ -97,7 +100,9 @@ for bit again; tests/test_pusht.py does it for seed 50 and checks the divergence
 **Other differences from gym-pusht**, none of which changes the dynamics of actions in the box:
 actions outside the box are clipped (gym-pusht lets the pusher leave the workspace, so there an
 episode with such actions, targets past a wall say, is another episode); ``"keypoints"`` is one
-flat vector and ``"pixels"`` includes the agent's position (gym-pusht's
+flat vector, its corners bounded ``KEYPOINT_REACH`` beyond the workspace (gym-pusht's [0, 512]
+does not contain the corners of a T that sticks out of the workspace, as about 2 % of its resets
+draw), and ``"pixels"`` includes the agent's position (gym-pusht's
 ``environment_state_agent_pos`` and ``pixels_agent_pos`` are Dicts); ``info["n_contacts"]`` is
 the number of contact points per physics step of the last environment step, rounded up
 (gym-pusht divides by 1000, not 10); the ``"human"`` window runs in real time, 10 frames per
@@ -128,7 +133,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # no banner on import
 import pygame  # noqa: E402  (pygame-ce)
 import pymunk  # noqa: E402
 
-__all__ = ["AGENT_RADIUS", "BLOCK_COG", "BLOCK_MOMENT", "GOAL_POSE", "MAX_EPISODE_STEPS",
+__all__ = ["AGENT_RADIUS", "BLOCK_COG", "BLOCK_MOMENT", "GOAL_POSE", "KEYPOINT_REACH", "MAX_EPISODE_STEPS",
            "SUCCESS_THRESHOLD", "T_AREA", "T_RECTANGLES", "GoalPushTEnv", "PushTEnv", "coverage",
            "coverage_reward", "mirror_positions", "shaped_reward", "mirror_states", "polygon_intersection_area",
            "t_keypoints", "t_polygons"]
@@ -159,6 +164,7 @@ T_RECTANGLES = np.array([
     [[-15.0, 30.0], [15.0, 30.0], [15.0, 120.0], [-15.0, 120.0]],
 ])
 T_AREA = 6300.0
+KEYPOINT_REACH = float(np.ceil(np.hypot(T_RECTANGLES[..., 0], T_RECTANGLES[..., 1]).max()))  # 121 px
 
 # Colours of gym-pusht's drawing.
 _WHITE = (255, 255, 255)
@@ -402,7 +408,10 @@ class PushTEnv(gym.Env):
         if self.obs_type == "state":
             return spaces.Box(np.zeros(5), np.array([WORKSPACE] * 4 + [2 * np.pi]), dtype=np.float64)
         if self.obs_type == "keypoints":
-            return spaces.Box(0.0, WORKSPACE, shape=(18,), dtype=np.float64)
+            # A T drawn at reset near a wall sticks out of the workspace (seed 56: a corner at −16).
+            corners_low, corners_high = np.full(16, -KEYPOINT_REACH), np.full(16, WORKSPACE + KEYPOINT_REACH)
+            return spaces.Box(np.concatenate([corners_low, np.zeros(2)]),
+                              np.concatenate([corners_high, np.full(2, WORKSPACE)]), dtype=np.float64)
         return spaces.Dict({
             "pixels": spaces.Box(0, 255, shape=(*self.observation_size, 3), dtype=np.uint8),
             "agent_pos": spaces.Box(0.0, WORKSPACE, shape=(2,), dtype=np.float64),
